@@ -1,0 +1,1736 @@
+// tinyloop: a single-header C++17 event loop for firmware and servers.
+//
+// Fixed capacities chosen at compile time, no heap allocation after construction, no exceptions,
+// no RTTI. One class template, event_loop<Port, Config>, over a platform port: epoll (Linux),
+// kqueue (BSD/macOS), poll(2) (any POSIX), a bare-metal shim over a user-supplied Board, and a
+// simulated port with virtual time for tests.
+//
+// The file reads top to bottom in layers; each section depends only on the ones above it:
+//   1. configuration and errors        errc, result, events, default_config
+//   2. small utilities                 ids, inplace_function, duration arithmetic
+//   3. fixed-capacity containers       slot_table, timer_heap, bounded_queue
+//   4. the port concept and the ports  epoll_port, kqueue_port, poll_port, sim_port, baremetal_port
+//   5. POSIX signal plumbing           signal_hub
+//   6. event_loop
+//   7. worker_pool                     (hosted ports only)
+//
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+// TINYLOOP_HOSTED: an operating system with POSIX is underneath (OS ports, signals, threads).
+#if !defined(TINYLOOP_HOSTED)
+#if __STDC_HOSTED__ && (defined(__unix__) || defined(__APPLE__))
+#define TINYLOOP_HOSTED 1
+#else
+#define TINYLOOP_HOSTED 0
+#endif
+#endif
+
+#if TINYLOOP_HOSTED
+#include <cassert>
+#include <cerrno>
+#include <csignal>
+#include <thread>
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#define TINYLOOP_HAS_EPOLL 1
+#endif
+#if defined(TINYLOOP_KQUEUE_HEADER)
+#include TINYLOOP_KQUEUE_HEADER
+#define TINYLOOP_HAS_KQUEUE 1
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || \
+    defined(__DragonFly__)
+#include <sys/event.h>
+#include <time.h>
+#define TINYLOOP_HAS_KQUEUE 1
+#endif
+#define TINYLOOP_HAS_POLL 1
+#endif
+
+// Debug-build checks of API misuse (wrong thread). Never used for bad input: that gets an errc.
+#if !defined(TINYLOOP_ASSERT)
+#if TINYLOOP_HOSTED && !defined(NDEBUG)
+#define TINYLOOP_ASSERT(cond) assert(cond)
+#else
+#define TINYLOOP_ASSERT(cond) ((void)0)
+#endif
+#endif
+
+// Separates data written by different cores. Only matters where there are several cores.
+#if !defined(TINYLOOP_CACHE_LINE)
+#if TINYLOOP_HOSTED
+#define TINYLOOP_CACHE_LINE 64
+#else
+#define TINYLOOP_CACHE_LINE alignof(std::max_align_t)
+#endif
+#endif
+
+namespace tinyloop {
+
+// ==============================================================================================
+// 1. Configuration and errors
+// ==============================================================================================
+
+enum class errc : std::uint8_t {
+  ok = 0,
+  full,
+  not_found,
+  invalid_argument,
+  already_exists,
+  os_error,
+  unsupported,
+  cancelled,
+};
+
+constexpr const char* to_string(errc e) noexcept {
+  switch (e) {
+    case errc::ok: return "ok";
+    case errc::full: return "full";
+    case errc::not_found: return "not_found";
+    case errc::invalid_argument: return "invalid_argument";
+    case errc::already_exists: return "already_exists";
+    case errc::os_error: return "os_error";
+    case errc::unsupported: return "unsupported";
+    case errc::cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+// A value or the reason there is none. value() of a failed result is a default-constructed T
+// (an invalid id), never UB.
+template <class T>
+class [[nodiscard]] result {
+ public:
+  constexpr result(T value) noexcept : value_(value), error_(errc::ok) {}
+  constexpr result(errc error) noexcept : value_(), error_(error) {}
+
+  constexpr bool ok() const noexcept { return error_ == errc::ok; }
+  constexpr explicit operator bool() const noexcept { return ok(); }
+  constexpr const T& value() const noexcept { return value_; }
+  constexpr errc error() const noexcept { return error_; }
+
+ private:
+  T value_;
+  errc error_;
+};
+
+enum class events : std::uint8_t { none = 0, read = 1, write = 2, error = 4, hangup = 8 };
+
+constexpr events operator|(events a, events b) noexcept {
+  return static_cast<events>(static_cast<std::uint8_t>(a) | static_cast<std::uint8_t>(b));
+}
+constexpr events operator&(events a, events b) noexcept {
+  return static_cast<events>(static_cast<std::uint8_t>(a) & static_cast<std::uint8_t>(b));
+}
+constexpr events operator~(events a) noexcept {
+  return static_cast<events>(~static_cast<std::uint8_t>(a) & 0x0f);
+}
+constexpr events& operator|=(events& a, events b) noexcept { return a = a | b; }
+constexpr events& operator&=(events& a, events b) noexcept { return a = a & b; }
+constexpr bool any(events e) noexcept { return e != events::none; }
+
+struct default_config {
+  static constexpr std::size_t max_sources = 32;
+  static constexpr std::size_t max_timers = 32;
+  static constexpr std::size_t post_capacity = 32;
+  static constexpr std::size_t max_signals = 8;
+  static constexpr std::size_t events_per_wait = 32;
+  static constexpr std::size_t callback_bytes = 4 * sizeof(void*);
+};
+
+// ==============================================================================================
+// 2. Small utilities: ids, inplace_function, duration arithmetic
+// ==============================================================================================
+
+namespace detail {
+
+// An index into a slot table plus the generation the slot had when the id was issued. Generations
+// of live slots are odd and those of free slots even, so a default id (generation 0) never matches.
+template <class Tag>
+class basic_id {
+ public:
+  constexpr basic_id() noexcept = default;
+  constexpr basic_id(std::uint32_t index, std::uint32_t generation) noexcept
+      : index_(index), generation_(generation) {}
+  constexpr std::uint32_t index() const noexcept { return index_; }
+  constexpr std::uint32_t generation() const noexcept { return generation_; }
+  friend constexpr bool operator==(basic_id a, basic_id b) noexcept {
+    return a.index_ == b.index_ && a.generation_ == b.generation_;
+  }
+  friend constexpr bool operator!=(basic_id a, basic_id b) noexcept { return !(a == b); }
+
+ private:
+  std::uint32_t index_ = 0xffffffffu;
+  std::uint32_t generation_ = 0;
+};
+
+}  // namespace detail
+
+class source_id : public detail::basic_id<source_id> {
+  using basic_id::basic_id;
+};
+class timer_id : public detail::basic_id<timer_id> {
+  using basic_id::basic_id;
+};
+class work_id : public detail::basic_id<work_id> {
+  using basic_id::basic_id;
+};
+
+template <class Signature, std::size_t Bytes>
+class inplace_function;
+
+namespace detail {
+template <class T>
+struct is_inplace_function : std::false_type {};
+template <class S, std::size_t B>
+struct is_inplace_function<inplace_function<S, B>> : std::true_type {};
+}  // namespace detail
+
+// Move-only type erasure over a fixed inline buffer. The buffer is part of the object, so storing a
+// callback never allocates; a callable that does not fit is rejected at compile time.
+template <class R, class... Args, std::size_t Bytes>
+class inplace_function<R(Args...), Bytes> {
+  struct operations {
+    R (*invoke)(void*, Args...);
+    void (*relocate)(void* to, void* from) noexcept;  // move-construct into `to`, destroy `from`
+    void (*destroy)(void*) noexcept;
+  };
+
+  template <class F>
+  static R invoke_as(void* p, Args... args) {
+    return (*static_cast<F*>(p))(static_cast<Args&&>(args)...);
+  }
+  template <class F>
+  static void relocate_as(void* to, void* from) noexcept {
+    F* f = static_cast<F*>(from);
+    ::new (to) F(static_cast<F&&>(*f));
+    f->~F();
+  }
+  template <class F>
+  static void destroy_as(void* p) noexcept {
+    static_cast<F*>(p)->~F();
+  }
+  template <class F>
+  static constexpr operations operations_for{&invoke_as<F>, &relocate_as<F>, &destroy_as<F>};
+
+ public:
+  static constexpr std::size_t capacity = Bytes;
+
+  inplace_function() noexcept = default;
+  inplace_function(std::nullptr_t) noexcept {}
+
+  template <class F, class D = std::decay_t<F>,
+            class = std::enable_if_t<!detail::is_inplace_function<D>::value &&
+                                     std::is_invocable_r_v<R, D&, Args...>>>
+  inplace_function(F&& f) noexcept {
+    static_assert(sizeof(D) <= Bytes,
+                  "tinyloop: this callable's captures do not fit in the callback's inline storage. "
+                  "Capture a pointer to a context struct instead, or raise callback_bytes in your "
+                  "Config (struct cfg : tinyloop::default_config { static constexpr std::size_t "
+                  "callback_bytes = ...; }).");
+    static_assert(alignof(D) <= alignof(std::max_align_t),
+                  "tinyloop: this callable is over-aligned for the callback's inline storage. "
+                  "Capture a pointer to the over-aligned object instead.");
+    static_assert(std::is_nothrow_move_constructible_v<D>,
+                  "tinyloop: callbacks must be nothrow move constructible (the loop moves them "
+                  "without exceptions). Capture a pointer or a type with a noexcept move.");
+    if constexpr (std::is_pointer_v<D> || std::is_member_pointer_v<D>) {
+      if (f == nullptr) return;
+    }
+    ::new (static_cast<void*>(storage_)) D(static_cast<F&&>(f));
+    ops_ = &operations_for<D>;
+  }
+
+  inplace_function(inplace_function&& other) noexcept { take(other); }
+  inplace_function& operator=(inplace_function&& other) noexcept {
+    if (this != &other) {
+      reset();
+      take(other);
+    }
+    return *this;
+  }
+  inplace_function& operator=(std::nullptr_t) noexcept {
+    reset();
+    return *this;
+  }
+  inplace_function(const inplace_function&) = delete;
+  inplace_function& operator=(const inplace_function&) = delete;
+  ~inplace_function() { reset(); }
+
+  explicit operator bool() const noexcept { return ops_ != nullptr; }
+
+  // Calling an empty inplace_function is a precondition violation; the loop never does it.
+  R operator()(Args... args) { return ops_->invoke(storage_, static_cast<Args&&>(args)...); }
+
+ private:
+  void reset() noexcept {
+    if (ops_ != nullptr) {
+      ops_->destroy(storage_);
+      ops_ = nullptr;
+    }
+  }
+  void take(inplace_function& other) noexcept {
+    if (other.ops_ != nullptr) {
+      other.ops_->relocate(storage_, other.storage_);
+      ops_ = other.ops_;
+      other.ops_ = nullptr;
+    }
+  }
+
+  alignas(std::max_align_t) unsigned char storage_[Bytes > 0 ? Bytes : 1];
+  const operations* ops_ = nullptr;
+};
+
+namespace detail {
+
+// Converts any std::chrono duration to `To`, rounding up (a timer may fire late, never early) and
+// saturating at To::max() instead of overflowing. Negative durations become zero.
+template <class To, class Rep, class Period>
+constexpr To ceil_saturating(std::chrono::duration<Rep, Period> d) noexcept {
+  using ratio = std::ratio_divide<Period, typename To::period>;
+  using out = typename To::rep;
+  static_assert(std::is_integral_v<out>, "tinyloop: the clock's rep must be an integer type");
+  constexpr out out_max = std::numeric_limits<out>::max();
+  const Rep v = d.count();
+  if constexpr (std::is_floating_point_v<Rep>) {
+    if (!(v > Rep(0))) return To::zero();  // also NaN
+    const long double scaled = static_cast<long double>(v) * ratio::num / ratio::den;
+    if (scaled >= static_cast<long double>(out_max)) return To::max();
+    out whole = static_cast<out>(scaled);
+    if (static_cast<long double>(whole) < scaled) ++whole;
+    return To(whole);
+  } else {
+    if (!(v > Rep(0))) return To::zero();
+    using wide = std::conditional_t<std::is_signed_v<Rep>, std::intmax_t, std::uintmax_t>;
+    const wide w = static_cast<wide>(v);
+    // w * num / den, rounded up, with num and den coprime and positive.
+    const std::uintmax_t uw = static_cast<std::uintmax_t>(w);
+    constexpr std::uintmax_t num = static_cast<std::uintmax_t>(ratio::num);
+    constexpr std::uintmax_t den = static_cast<std::uintmax_t>(ratio::den);
+    constexpr std::uintmax_t limit = static_cast<std::uintmax_t>(out_max);
+    std::uintmax_t q = uw / den;
+    const std::uintmax_t r = uw % den;
+    if (q > limit / num) return To::max();
+    q *= num;
+    // r * num < den * num cannot overflow when den * num fits; fall back to saturation if not.
+    if (r != 0) {
+      if (num > std::numeric_limits<std::uintmax_t>::max() / r) return To::max();
+      const std::uintmax_t extra = (r * num + den - 1) / den;
+      if (q > limit - extra) return To::max();
+      q += extra;
+    }
+    return To(static_cast<out>(q));
+  }
+}
+
+// t + d for a non-negative d, saturating at time_point::max().
+template <class TimePoint>
+constexpr TimePoint add_saturating(TimePoint t, typename TimePoint::duration d) noexcept {
+  if (d > TimePoint::max() - t) return TimePoint::max();
+  return t + d;
+}
+
+}  // namespace detail
+
+// ==============================================================================================
+// 3. Fixed-capacity containers
+// ==============================================================================================
+
+namespace detail {
+
+// N nodes addressed by generation-checked ids. acquire/release are O(1) through an intrusive free
+// list. A slot whose generation would wrap is retired rather than reused, so a stale id can never
+// match a later registration.
+template <class Node, std::size_t N>
+class slot_table {
+  static_assert(N >= 1 && N < 0xffffffffu, "tinyloop: a capacity must be between 1 and 2^32 - 2");
+
+ public:
+  static constexpr std::uint32_t npos = 0xffffffffu;
+
+  slot_table() noexcept {
+    for (std::size_t i = 0; i < N; ++i) next_free_[i] = static_cast<std::uint32_t>(i + 1);
+    next_free_[N - 1] = npos;
+  }
+
+  static constexpr std::size_t capacity() noexcept { return N; }
+  std::size_t size() const noexcept { return size_; }
+  bool full() const noexcept { return free_head_ == npos; }
+
+  // Takes a free slot and makes it live; npos when none is left.
+  std::uint32_t acquire() noexcept {
+    const std::uint32_t i = free_head_;
+    if (i == npos) return npos;
+    free_head_ = next_free_[i];
+    ++generation_[i];  // even -> odd: live
+    ++size_;
+    return i;
+  }
+
+  // Ends the slot's life: every id issued for it is stale from now on. The node stays untouched
+  // until recycle(), so a callback stored in it can finish running.
+  void invalidate(std::uint32_t i) noexcept {
+    ++generation_[i];  // odd -> even: free
+    --size_;
+  }
+
+  // Puts an invalidated slot back on the free list, unless its generation is exhausted.
+  void recycle(std::uint32_t i) noexcept {
+    if (generation_[i] == 0) return;  // wrapped: retired for good
+    next_free_[i] = free_head_;
+    free_head_ = i;
+  }
+
+  bool live(std::uint32_t index, std::uint32_t generation) const noexcept {
+    return index < N && generation_[index] == generation && (generation & 1u) != 0;
+  }
+  bool live(std::uint32_t index) const noexcept { return (generation_[index] & 1u) != 0; }
+  std::uint32_t generation(std::uint32_t i) const noexcept { return generation_[i]; }
+
+  Node& operator[](std::uint32_t i) noexcept { return nodes_[i]; }
+  const Node& operator[](std::uint32_t i) const noexcept { return nodes_[i]; }
+
+ private:
+  Node nodes_[N];
+  std::uint32_t generation_[N] = {};
+  std::uint32_t next_free_[N];
+  std::uint32_t free_head_ = 0;
+  std::size_t size_ = 0;
+};
+
+// A 4-ary min-heap of (deadline, sequence) keys naming nodes 0..N-1. It records each node's heap
+// position, so erase() is O(log n). The sequence number breaks deadline ties by arm order. Four
+// children per node halve the depth of a binary heap and keep siblings in one cache line.
+template <class Key, std::size_t N>
+class timer_heap {
+ public:
+  struct entry {
+    Key deadline;
+    std::uint64_t sequence;
+    std::uint32_t node;
+  };
+  static constexpr std::uint32_t npos = 0xffffffffu;
+
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  const entry& top() const noexcept { return heap_[0]; }
+  bool contains(std::uint32_t node) const noexcept { return node < N && position_[node] != npos; }
+
+  // Precondition: size() < N and node is not in the heap.
+  void push(const entry& e) noexcept { sift_up(size_++, e); }
+
+  void pop() noexcept { erase_at(0); }
+
+  void erase(std::uint32_t node) noexcept {
+    if (contains(node)) erase_at(position_[node]);
+  }
+
+  timer_heap() noexcept {
+    for (auto& p : position_) p = npos;
+  }
+
+ private:
+  static bool less(const entry& a, const entry& b) noexcept {
+    return a.deadline < b.deadline || (a.deadline == b.deadline && a.sequence < b.sequence);
+  }
+  void place(std::size_t i, const entry& e) noexcept {
+    heap_[i] = e;
+    position_[e.node] = static_cast<std::uint32_t>(i);
+  }
+  void sift_up(std::size_t i, entry e) noexcept {
+    while (i > 0) {
+      const std::size_t parent = (i - 1) / 4;
+      if (!less(e, heap_[parent])) break;
+      place(i, heap_[parent]);
+      i = parent;
+    }
+    place(i, e);
+  }
+  void sift_down(std::size_t i, entry e) noexcept {
+    for (;;) {
+      const std::size_t first = 4 * i + 1;
+      if (first >= size_) break;
+      const std::size_t last = first + 4 < size_ ? first + 4 : size_;
+      std::size_t best = first;
+      for (std::size_t c = first + 1; c < last; ++c)
+        if (less(heap_[c], heap_[best])) best = c;
+      if (!less(heap_[best], e)) break;
+      place(i, heap_[best]);
+      i = best;
+    }
+    place(i, e);
+  }
+  void erase_at(std::size_t i) noexcept {
+    position_[heap_[i].node] = npos;
+    const entry last = heap_[--size_];
+    if (i == size_) return;
+    if (i > 0 && less(last, heap_[(i - 1) / 4]))
+      sift_up(i, last);
+    else
+      sift_down(i, last);
+  }
+
+  entry heap_[N];
+  std::uint32_t position_[N];
+  std::size_t size_ = 0;
+};
+
+// A bounded multi-producer multi-consumer ring with a sequence number per slot (after Dmitry
+// Vyukov's design). A slot's sequence says whose turn it is: == position means free for the
+// producer that claims `position`; == position + 1 means published for the consumer of `position`.
+// A producer claims a position with one CAS and publishes with one store, so a producer that is
+// preempted (or interrupted) between the two delays only the consumer of that one slot: other
+// producers keep claiming later slots, and try_pop reports "empty" at the unpublished slot instead
+// of waiting for it.
+template <class T, std::size_t Capacity>
+class bounded_queue {
+  static_assert(Capacity >= 2 && (Capacity & (Capacity - 1)) == 0,
+                "tinyloop: a queue capacity (post_capacity) must be a power of two, at least 2");
+  static_assert(std::is_nothrow_move_constructible_v<T>, "tinyloop: queue items must move without throwing");
+
+  struct cell {
+    std::atomic<std::size_t> sequence;
+    alignas(T) unsigned char storage[sizeof(T)];
+  };
+
+ public:
+  bounded_queue() noexcept {
+    for (std::size_t i = 0; i < Capacity; ++i) cells_[i].sequence.store(i, std::memory_order_relaxed);
+  }
+  ~bounded_queue() {
+    T item;
+    while (try_pop(item)) item = T();
+  }
+  bounded_queue(const bounded_queue&) = delete;
+  bounded_queue& operator=(const bounded_queue&) = delete;
+
+  static constexpr std::size_t capacity() noexcept { return Capacity; }
+
+  bool try_push(T&& value) noexcept {
+    std::size_t pos = tail_.load(std::memory_order_relaxed);
+    for (;;) {
+      cell& c = cells_[pos & (Capacity - 1)];
+      // acquire: pairs with the consumer's release in try_pop, so the consumer's move out of this
+      // slot is complete before we construct into it.
+      const std::size_t seq = c.sequence.load(std::memory_order_acquire);
+      const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(pos);
+      if (diff == 0) {
+        // relaxed: the CAS only hands out positions; the slot's data is ordered by `sequence`.
+        if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+          ::new (static_cast<void*>(c.storage)) T(static_cast<T&&>(value));
+          // release: publishes the constructed item to the consumer's acquire load.
+          c.sequence.store(pos + 1, std::memory_order_release);
+          return true;
+        }
+      } else if (diff < 0) {
+        return false;  // the slot still holds an item from one lap ago: full
+      } else {
+        pos = tail_.load(std::memory_order_relaxed);  // another producer took it; retry
+      }
+    }
+  }
+
+  bool try_pop(T& out) noexcept {
+    std::size_t pos = head_.load(std::memory_order_relaxed);
+    for (;;) {
+      cell& c = cells_[pos & (Capacity - 1)];
+      // acquire: pairs with the producer's release, so the item is fully constructed.
+      const std::size_t seq = c.sequence.load(std::memory_order_acquire);
+      const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(pos + 1);
+      if (diff == 0) {
+        if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+          T* item = std::launder(reinterpret_cast<T*>(c.storage));
+          out = static_cast<T&&>(*item);
+          item->~T();
+          // release: the slot is free for the producer one lap ahead only after we moved out.
+          c.sequence.store(pos + Capacity, std::memory_order_release);
+          return true;
+        }
+      } else if (diff < 0) {
+        return false;  // empty, or the producer of this slot has not published yet
+      } else {
+        pos = head_.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  // Claimed minus consumed positions: an upper bound on what try_pop can return right now.
+  std::size_t size_approx() const noexcept {
+    const std::size_t tail = tail_.load(std::memory_order_acquire);
+    const std::size_t head = head_.load(std::memory_order_acquire);
+    const auto diff = static_cast<std::intptr_t>(tail) - static_cast<std::intptr_t>(head);
+    return diff > 0 ? static_cast<std::size_t>(diff) : 0;
+  }
+
+ private:
+  // Producers hammer tail_, consumers head_: separate cache lines stop them invalidating each other.
+  alignas(TINYLOOP_CACHE_LINE) std::atomic<std::size_t> tail_{0};
+  alignas(TINYLOOP_CACHE_LINE) std::atomic<std::size_t> head_{0};
+  alignas(TINYLOOP_CACHE_LINE) cell cells_[Capacity];
+};
+
+}  // namespace detail
+
+// ==============================================================================================
+// 4. The port concept and the ports
+// ==============================================================================================
+//
+// A port is a type with:
+//   using clock = ...;                           steady; duration, time_point, static now() noexcept
+//   static constexpr bool has_fds;               add/modify/remove work (else errc::unsupported)
+//   static constexpr bool has_signals;           POSIX signals can be watched (else errc::unsupported)
+//   static constexpr bool interrupt_safe_wake;   wake() may be called from an interrupt handler
+//   template <class Config> class backend {      one per loop, sized by the loop's Config
+//     errc open() noexcept;  void close() noexcept;  int last_errno() const noexcept;
+//     errc add(int fd, events, std::uint64_t token) noexcept;      (only when has_fds)
+//     errc modify(int fd, events, std::uint64_t token) noexcept;   (only when has_fds)
+//     errc remove(int fd) noexcept;                                (only when has_fds)
+//     template <class Sink> errc wait(typename clock::time_point deadline, Sink& sink) noexcept;
+//     void wake() noexcept;
+//   };
+// wait() blocks until an event, a wake() or the deadline (time_point::min(): never block;
+// time_point::max(): no deadline), never returning before the deadline because of rounding. It calls
+// sink(token, events) at most Config::events_per_wait times, with read/write masked by the interest
+// and error/hangup always. The port consumes its own wake channel. The loop calls wake() at most
+// once per sleep, so ports need not coalesce wakes. Policy (ordering, deferred removal, budgets,
+// stale tokens) lives in event_loop, not here.
+
+namespace detail {
+
+// A token is the loop's slot index and the slot's generation; ports store it and hand it back.
+constexpr std::uint64_t make_token(std::uint32_t index, std::uint32_t generation) noexcept {
+  return static_cast<std::uint64_t>(index) | (static_cast<std::uint64_t>(generation) << 32);
+}
+
+template <class Clock>
+constexpr bool never_blocks(typename Clock::time_point deadline) noexcept {
+  return deadline == Clock::time_point::min();
+}
+
+#if TINYLOOP_HOSTED
+// Milliseconds until `deadline` for poll(2)-style waits: -1 for no deadline, rounded up so that
+// the wait never ends before the deadline, clamped to what an int holds.
+template <class Clock>
+int timeout_ms(typename Clock::time_point deadline) noexcept {
+  if (deadline == Clock::time_point::min()) return 0;
+  if (deadline == Clock::time_point::max()) return -1;
+  const auto now = Clock::now();
+  if (deadline <= now) return 0;
+  const auto ms = ceil_saturating<std::chrono::milliseconds>(deadline - now).count();
+  return ms > std::numeric_limits<int>::max() ? std::numeric_limits<int>::max() : static_cast<int>(ms);
+}
+
+inline errc errno_to_errc(int e) noexcept {
+  switch (e) {
+    case EBADF:
+    case EPERM:  // epoll refuses regular files and directories
+    case EINVAL: return errc::invalid_argument;
+    case EEXIST: return errc::already_exists;
+    default: return errc::os_error;
+  }
+}
+#endif
+
+}  // namespace detail
+
+#if TINYLOOP_HAS_EPOLL
+// ---- epoll_port: Linux epoll, edge-triggered, eventfd wake ------------------------------------
+struct epoll_port {
+  using clock = std::chrono::steady_clock;
+  static constexpr bool has_fds = true;
+  static constexpr bool has_signals = true;
+  static constexpr bool interrupt_safe_wake = false;
+
+  template <class Config>
+  class backend {
+    // No loop token has all bits set: its index is below max_sources and its generation is odd.
+    static constexpr std::uint64_t wake_token = ~std::uint64_t{0};
+
+   public:
+    backend() noexcept = default;
+    backend(const backend&) = delete;
+    backend& operator=(const backend&) = delete;
+
+    errc open() noexcept {
+      epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+      if (epoll_fd_ < 0) return fail();
+      wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (wake_fd_ < 0) return fail();
+      // Level-triggered on purpose: the eventfd is drained in wait(), and a write that races the
+      // drain must still end the next wait.
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = wake_token;
+      if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) return fail();
+      return errc::ok;
+    }
+
+    void close() noexcept {
+      if (wake_fd_ >= 0) ::close(wake_fd_);
+      if (epoll_fd_ >= 0) ::close(epoll_fd_);
+      wake_fd_ = epoll_fd_ = -1;
+    }
+
+    int last_errno() const noexcept { return errno_; }
+
+    errc add(int fd, events interest, std::uint64_t token) noexcept {
+      return control(EPOLL_CTL_ADD, fd, interest, token);
+    }
+    errc modify(int fd, events interest, std::uint64_t token) noexcept {
+      return control(EPOLL_CTL_MOD, fd, interest, token);
+    }
+    errc remove(int fd) noexcept {
+      epoll_event ev{};  // non-null for kernels before 2.6.9
+      if (::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, &ev) == 0) return errc::ok;
+      // The user may have closed the fd already, which removed it from the epoll set.
+      if (errno == ENOENT || errno == EBADF) return errc::ok;
+      return fail();
+    }
+
+    template <class Sink>
+    errc wait(clock::time_point deadline, Sink& sink) noexcept {
+      int n;
+      do {
+        // Recomputed on every pass, so EINTR retries wait only for the time that is left.
+        n = ::epoll_wait(epoll_fd_, events_, static_cast<int>(Config::events_per_wait),
+                         detail::timeout_ms<clock>(deadline));
+      } while (n < 0 && errno == EINTR);
+      if (n < 0) return fail();
+      for (int i = 0; i < n; ++i) {
+        const epoll_event& e = events_[i];
+        if (e.data.u64 == wake_token) {
+          drain_wake();
+          continue;
+        }
+        events ev = events::none;
+        if (e.events & (EPOLLIN | EPOLLPRI)) ev |= events::read;
+        if (e.events & EPOLLOUT) ev |= events::write;
+        if (e.events & EPOLLERR) ev |= events::error;
+        if (e.events & EPOLLHUP) ev |= events::hangup;
+        sink(e.data.u64, ev);
+      }
+      return errc::ok;
+    }
+
+    // Async-signal-safe: one write(2). EAGAIN means the counter is already non-zero, which is as
+    // good as our write.
+    void wake() noexcept {
+      const int saved = errno;
+      const std::uint64_t one = 1;
+      ssize_t r;
+      do r = ::write(wake_fd_, &one, sizeof one);
+      while (r < 0 && errno == EINTR);
+      errno = saved;
+    }
+
+   private:
+    errc control(int op, int fd, events interest, std::uint64_t token) noexcept {
+      epoll_event ev{};
+      ev.events = EPOLLET;
+      if (any(interest & events::read)) ev.events |= EPOLLIN;
+      if (any(interest & events::write)) ev.events |= EPOLLOUT;
+      ev.data.u64 = token;
+      if (::epoll_ctl(epoll_fd_, op, fd, &ev) == 0) return errc::ok;
+      errno_ = errno;
+      return detail::errno_to_errc(errno_);
+    }
+    void drain_wake() noexcept {
+      std::uint64_t count;
+      while (::read(wake_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+      }
+    }
+    errc fail() noexcept {
+      errno_ = errno;
+      return errc::os_error;
+    }
+
+    int epoll_fd_ = -1;
+    int wake_fd_ = -1;
+    int errno_ = 0;
+    epoll_event events_[Config::events_per_wait];
+  };
+};
+#endif  // TINYLOOP_HAS_EPOLL
+
+// kqueue_port: see below (lands with the ports work)
+//@@KQUEUE@@
+//@@POLL@@
+
+// ---- sim_port: virtual time and scripted readiness, for deterministic tests -------------------
+//
+// The clock is process-wide virtual time that only moves when a test advances it or when a loop
+// would wait for a timer: the wait returns at once with the clock set to the deadline, so an hour
+// of timers runs in microseconds. Channels are small integers a test makes ready by hand with
+// backend::make_ready(); readiness is edge-style (reported once, then cleared).
+struct sim_port {
+  struct clock {
+    using rep = std::int64_t;
+    using period = std::nano;
+    using duration = std::chrono::duration<rep, period>;
+    using time_point = std::chrono::time_point<clock, duration>;
+    static constexpr bool is_steady = true;
+
+    static time_point now() noexcept { return time_point(duration(ticks_.load(std::memory_order_relaxed))); }
+    static void advance(duration d) noexcept {
+      if (d > duration::zero()) ticks_.fetch_add(d.count(), std::memory_order_relaxed);
+    }
+    // Moves the clock forward to t; never backwards.
+    static void advance_to(time_point t) noexcept {
+      rep cur = ticks_.load(std::memory_order_relaxed);
+      while (cur < t.time_since_epoch().count() &&
+             !ticks_.compare_exchange_weak(cur, t.time_since_epoch().count(), std::memory_order_relaxed)) {
+      }
+    }
+    static void reset() noexcept { ticks_.store(0, std::memory_order_relaxed); }
+
+   private:
+    static inline std::atomic<rep> ticks_{0};
+  };
+
+  static constexpr bool has_fds = true;
+  static constexpr bool has_signals = false;
+  static constexpr bool interrupt_safe_wake = true;
+  static constexpr int max_channels = 1024;
+
+  template <class Config>
+  class backend {
+   public:
+    errc open() noexcept { return errc::ok; }
+    void close() noexcept {}
+    int last_errno() const noexcept { return 0; }
+
+    errc add(int channel, events interest, std::uint64_t token) noexcept {
+      if (channel < 0 || channel >= max_channels) return errc::invalid_argument;
+      if (find(channel) != npos) return errc::already_exists;
+      if (count_ == Config::max_sources) return errc::full;
+      registrations_[count_++] = {channel, interest, token};
+      return errc::ok;
+    }
+    errc modify(int channel, events interest, std::uint64_t token) noexcept {
+      const std::size_t i = find(channel);
+      if (i == npos) return errc::not_found;
+      registrations_[i].interest = interest;
+      registrations_[i].token = token;
+      return errc::ok;
+    }
+    errc remove(int channel) noexcept {
+      const std::size_t i = find(channel);
+      if (i == npos) return errc::ok;
+      registrations_[i] = registrations_[--count_];
+      return errc::ok;
+    }
+
+    // Test API (loop thread): make a channel ready, or forget its readiness.
+    void make_ready(int channel, events ev) noexcept {
+      if (channel >= 0 && channel < max_channels) ready_[channel] |= ev;
+    }
+    void clear_ready(int channel) noexcept {
+      if (channel >= 0 && channel < max_channels) ready_[channel] = events::none;
+    }
+
+    template <class Sink>
+    errc wait(clock::time_point deadline, Sink& sink) noexcept {
+      std::size_t reported = 0;
+      for (std::size_t i = 0; i < count_ && reported < Config::events_per_wait; ++i) {
+        registration& r = registrations_[i];
+        const events ev = ready_[r.channel] & (r.interest | events::error | events::hangup);
+        if (!any(ev)) continue;
+        ready_[r.channel] &= ~ev;
+        sink(r.token, ev);
+        ++reported;
+      }
+      // acq_rel: a wake() from another thread published work before setting the flag.
+      if (reported != 0 || woken_.exchange(false, std::memory_order_acq_rel)) return errc::ok;
+      if (deadline == clock::time_point::min()) return errc::ok;
+      if (deadline == clock::time_point::max()) {
+#if TINYLOOP_HOSTED
+        std::this_thread::yield();  // only another thread can end this wait; let it run
+#endif
+        return errc::ok;
+      }
+      clock::advance_to(deadline);
+      return errc::ok;
+    }
+
+    void wake() noexcept { woken_.store(true, std::memory_order_release); }
+
+   private:
+    static constexpr std::size_t npos = ~std::size_t{0};
+    struct registration {
+      int channel;
+      events interest;
+      std::uint64_t token;
+    };
+    std::size_t find(int channel) const noexcept {
+      for (std::size_t i = 0; i < count_; ++i)
+        if (registrations_[i].channel == channel) return i;
+      return npos;
+    }
+
+    registration registrations_[Config::max_sources] = {};
+    std::size_t count_ = 0;
+    events ready_[max_channels] = {};
+    std::atomic<bool> woken_{false};
+  };
+};
+
+// ---- baremetal_port<Board>: a microcontroller with no OS -------------------------------------
+//
+// Board supplies:
+//   using clock = ...;                                  steady, static now() noexcept
+//   static void init() noexcept;                        called when a loop opens the port
+//   static void wait(clock::time_point deadline) noexcept;
+//       sleeps until an interrupt or the deadline (max(): none). Returns at once if wake() ran since
+//       the previous wait() returned: check the wake flag with interrupts masked, then WFI (which
+//       wakes on a pending interrupt even while masked), so no interrupt is lost in between.
+//   static void wake() noexcept;                        interrupt-safe
+//   static events poll(int device) noexcept;            current readiness of a device channel
+// Devices are level-triggered underneath: a ready device is reported on every iteration while it
+// stays ready and interesting, which the contract allows.
+template <class Board>
+struct baremetal_port {
+  using clock = typename Board::clock;
+  static constexpr bool has_fds = true;
+  static constexpr bool has_signals = false;
+  static constexpr bool interrupt_safe_wake = true;
+
+  template <class Config>
+  class backend {
+   public:
+    errc open() noexcept {
+      Board::init();
+      return errc::ok;
+    }
+    void close() noexcept {}
+    int last_errno() const noexcept { return 0; }
+
+    errc add(int device, events interest, std::uint64_t token) noexcept {
+      if (device < 0) return errc::invalid_argument;
+      if (count_ == Config::max_sources) return errc::full;
+      devices_[count_++] = {device, interest, token};
+      return errc::ok;
+    }
+    errc modify(int device, events interest, std::uint64_t token) noexcept {
+      for (std::size_t i = 0; i < count_; ++i) {
+        if (devices_[i].device == device) {
+          devices_[i].interest = interest;
+          devices_[i].token = token;
+          return errc::ok;
+        }
+      }
+      return errc::not_found;
+    }
+    errc remove(int device) noexcept {
+      for (std::size_t i = 0; i < count_; ++i) {
+        if (devices_[i].device == device) {
+          devices_[i] = devices_[--count_];
+          return errc::ok;
+        }
+      }
+      return errc::ok;
+    }
+
+    template <class Sink>
+    errc wait(typename clock::time_point deadline, Sink& sink) noexcept {
+      if (report(sink) != 0 || deadline == clock::time_point::min()) return errc::ok;
+      Board::wait(deadline);
+      report(sink);
+      return errc::ok;
+    }
+
+    void wake() noexcept { Board::wake(); }
+
+   private:
+    // Starts where the previous scan stopped, so a device that is always ready cannot keep the
+    // ones after it out of a full batch.
+    template <class Sink>
+    std::size_t report(Sink& sink) noexcept {
+      std::size_t reported = 0;
+      for (std::size_t n = 0; n < count_ && reported < Config::events_per_wait; ++n) {
+        if (next_ >= count_) next_ = 0;
+        const device& d = devices_[next_++];
+        const events ev = Board::poll(d.device) & (d.interest | events::error | events::hangup);
+        if (!any(ev)) continue;
+        sink(d.token, ev);
+        ++reported;
+      }
+      return reported;
+    }
+
+    struct device {
+      int device;
+      events interest;
+      std::uint64_t token;
+    };
+    device devices_[Config::max_sources] = {};
+    std::size_t count_ = 0;
+    std::size_t next_ = 0;
+  };
+};
+
+#if TINYLOOP_HAS_EPOLL
+using default_port = epoll_port;
+#elif TINYLOOP_HAS_KQUEUE
+using default_port = kqueue_port;
+#elif TINYLOOP_HAS_POLL
+using default_port = poll_port;
+#else
+// No OS underneath: name a port explicitly, e.g. event_loop<baremetal_port<my_board>>.
+struct default_port;
+#endif
+
+namespace detail {
+
+template <class, class = void>
+struct has_clock : std::false_type {};
+template <class P>
+struct has_clock<P, std::void_t<typename P::clock::time_point, typename P::clock::duration,
+                                decltype(P::clock::now())>> : std::true_type {};
+
+template <class, class = void>
+struct has_flags : std::false_type {};
+template <class P>
+struct has_flags<P, std::void_t<decltype(bool{P::has_fds}), decltype(bool{P::has_signals}),
+                                decltype(bool{P::interrupt_safe_wake})>> : std::true_type {};
+
+struct probe_sink {
+  void operator()(std::uint64_t, events) noexcept {}
+};
+
+template <class B, class Clock, class = void>
+struct has_core_backend : std::false_type {};
+template <class B, class Clock>
+struct has_core_backend<
+    B, Clock,
+    std::void_t<decltype(errc{std::declval<B&>().open()}), decltype(std::declval<B&>().close()),
+                decltype(int{std::declval<const B&>().last_errno()}), decltype(std::declval<B&>().wake()),
+                decltype(errc{std::declval<B&>().wait(std::declval<typename Clock::time_point>(),
+                                                     std::declval<probe_sink&>())})>> : std::true_type {};
+
+template <class B, class = void>
+struct has_fd_backend : std::false_type {};
+template <class B>
+struct has_fd_backend<
+    B, std::void_t<decltype(errc{std::declval<B&>().add(0, events::read, std::uint64_t{})}),
+                   decltype(errc{std::declval<B&>().modify(0, events::read, std::uint64_t{})}),
+                   decltype(errc{std::declval<B&>().remove(0)})>> : std::true_type {};
+
+// Checks a port against the concept above, with a message for each thing that is missing.
+template <class Port, class Config>
+constexpr bool check_port() noexcept {
+  static_assert(has_clock<Port>::value,
+                "tinyloop port: needs `using clock = ...` with duration, time_point and a static now()");
+  static_assert(has_flags<Port>::value,
+                "tinyloop port: needs static constexpr bool has_fds, has_signals, interrupt_safe_wake");
+  using backend = typename Port::template backend<Config>;
+  static_assert(std::is_default_constructible_v<backend>,
+                "tinyloop port: backend<Config> must be default constructible (acquire resources in open())");
+  static_assert(has_core_backend<backend, typename Port::clock>::value,
+                "tinyloop port: backend<Config> needs errc open(), void close(), int last_errno() const, "
+                "void wake(), and template <class Sink> errc wait(clock::time_point, Sink&)");
+  if constexpr (Port::has_fds)
+    static_assert(has_fd_backend<backend>::value,
+                  "tinyloop port: a port with has_fds needs errc add(int, events, std::uint64_t), "
+                  "errc modify(int, events, std::uint64_t) and errc remove(int)");
+  return true;
+}
+
+}  // namespace detail
+
+// ==============================================================================================
+// 5. POSIX signal plumbing
+// ==============================================================================================
+//
+// A sigaction handler that only records the signal and wakes the loop that watches it; the
+// callback runs later on the loop thread. No signalfd: it needs the signal blocked in every thread
+// of the process, which a library cannot promise.
+
+namespace detail {
+
+// The loop side of a watched signal: `notify` is called from the handler with `context`.
+struct signal_target {
+  void (*notify)(void* context) noexcept;
+  void* context;
+};
+
+#if TINYLOOP_HOSTED
+#if defined(NSIG)
+inline constexpr int signal_limit = NSIG;
+#else
+inline constexpr int signal_limit = 65;
+#endif
+
+struct signal_hub {
+  // One owning loop per signal number in the process. Atomics so the handler, which may run on any
+  // thread, reads them without a data race; lock-free so reading them is async-signal-safe.
+  static inline std::atomic<signal_target*> owner[signal_limit] = {};
+  static inline std::atomic<bool> pending[signal_limit] = {};
+  static_assert(std::atomic<signal_target*>::is_always_lock_free && std::atomic<bool>::is_always_lock_free,
+                "tinyloop: signal delivery needs lock-free atomics");
+
+  static void handler(int signo) noexcept {
+    if (signo <= 0 || signo >= signal_limit) return;
+    const int saved = errno;  // write(2) in notify may change it under the interrupted code
+    // relaxed: published to the loop by notify's release of the loop's own flag.
+    pending[signo].store(true, std::memory_order_relaxed);
+    // acquire: pairs with the release in claim(), so the target is fully set up.
+    if (signal_target* t = owner[signo].load(std::memory_order_acquire)) t->notify(t->context);
+    errno = saved;
+  }
+
+  static bool claim(int signo, signal_target* t) noexcept {
+    signal_target* expected = nullptr;
+    // release: the target's fields are visible to a handler that loads it.
+    return owner[signo].compare_exchange_strong(expected, t, std::memory_order_release,
+                                                std::memory_order_relaxed);
+  }
+  static void release(int signo) noexcept {
+    owner[signo].store(nullptr, std::memory_order_release);
+    pending[signo].store(false, std::memory_order_relaxed);
+  }
+  // Loop thread: was the signal raised since the last call?
+  static bool take(int signo) noexcept {
+    // acq_rel RMW: cannot lose a store that lands between a load and a reset.
+    return pending[signo].exchange(false, std::memory_order_acq_rel);
+  }
+};
+#endif
+
+}  // namespace detail
+
+// ==============================================================================================
+// 6. event_loop
+// ==============================================================================================
+
+template <class Port = default_port, class Config = default_config>
+class event_loop {
+  static_assert(detail::check_port<Port, Config>());
+  static_assert(Config::max_sources >= 1 && Config::max_timers >= 1 && Config::events_per_wait >= 1,
+                "tinyloop config: max_sources, max_timers and events_per_wait must be at least 1");
+  static_assert(Config::max_sources < 0xffffffffu && Config::max_timers < 0xffffffffu,
+                "tinyloop config: capacities must fit in 32-bit ids");
+
+ public:
+  using port_type = typename Port::template backend<Config>;
+  using clock = typename Port::clock;
+  using duration = typename clock::duration;
+  using time_point = typename clock::time_point;
+  using callback = inplace_function<void(), Config::callback_bytes>;
+  using io_callback = inplace_function<void(events), Config::callback_bytes>;
+  using signal_callback = inplace_function<void(int), Config::callback_bytes>;
+
+  // An extension point for work finished outside the loop (worker_pool uses it): trigger() from
+  // any thread, a signal handler or an interrupt makes the loop call on_trigger on its own thread,
+  // once per batch of triggers, with the same wake coalescing as post().
+  struct async_hook {
+    void (*on_trigger)(void* context) noexcept = nullptr;
+    bool (*keeps_alive)(void* context) noexcept = nullptr;  // run() does not return while true
+    void* context = nullptr;
+
+   private:
+    friend class event_loop;
+    async_hook* next_ = nullptr;
+    event_loop* loop_ = nullptr;
+    std::atomic<bool> triggered_{false};
+  };
+
+  event_loop() noexcept : now_(clock::now()) {
+    status_ = port_.open();
+    if (status_ != errc::ok) {
+      os_errno_ = port_.last_errno();
+      port_.close();
+    }
+    bind_thread();
+  }
+
+  ~event_loop() {
+    if constexpr (Port::has_signals) {
+      for (std::size_t i = 0; i < signal_count_; ++i) restore_signal(signals_[i].signo);
+    }
+    for (async_hook* h = hooks_; h != nullptr; h = h->next_) h->loop_ = nullptr;
+    if (status_ == errc::ok) port_.close();
+    // Pending posts are destroyed unrun by the queue's destructor.
+  }
+
+  event_loop(const event_loop&) = delete;
+  event_loop& operator=(const event_loop&) = delete;
+
+  errc status() const noexcept { return status_; }
+  int os_errno() const noexcept { return os_errno_; }
+  port_type& port() noexcept { return port_; }
+
+  // ---- I/O readiness ------------------------------------------------------------------------
+
+  result<source_id> add(int fd, events interest, io_callback cb) noexcept {
+    assert_loop_thread();
+    if constexpr (!Port::has_fds) {
+      return errc::unsupported;
+    } else {
+      if (status_ != errc::ok) return status_;
+      if (fd < 0 || !any(interest & (events::read | events::write)) || !cb) return errc::invalid_argument;
+      if (find_fd(fd)) return errc::already_exists;
+      const std::uint32_t i = sources_.acquire();
+      if (i == sources_.npos) return errc::full;
+      const std::uint32_t gen = sources_.generation(i);
+      const errc e = port_.add(fd, interest, detail::make_token(i, gen));
+      if (e != errc::ok) {
+        os_errno_ = port_.last_errno();
+        sources_.invalidate(i);
+        sources_.recycle(i);
+        return e;
+      }
+      source& s = sources_[i];
+      s.fd = fd;
+      s.interest = interest;
+      s.cb = static_cast<io_callback&&>(cb);
+      ++interested_sources_;
+      return source_id(i, gen);
+    }
+  }
+
+  errc modify(source_id id, events interest) noexcept {
+    assert_loop_thread();
+    if constexpr (!Port::has_fds) {
+      return errc::unsupported;
+    } else {
+      if (!sources_.live(id.index(), id.generation())) return errc::not_found;
+      source& s = sources_[id.index()];
+      interest &= events::read | events::write;
+      const errc e = port_.modify(s.fd, interest, detail::make_token(id.index(), id.generation()));
+      if (e != errc::ok) {
+        os_errno_ = port_.last_errno();
+        return e;
+      }
+      if (any(s.interest) != any(interest)) {
+        if (any(interest))
+          ++interested_sources_;
+        else
+          --interested_sources_;
+      }
+      s.interest = interest;
+      return errc::ok;
+    }
+  }
+
+  errc remove(source_id id) noexcept {
+    assert_loop_thread();
+    if constexpr (!Port::has_fds) {
+      return errc::unsupported;
+    } else {
+      if (!sources_.live(id.index(), id.generation())) return errc::not_found;
+      source& s = sources_[id.index()];
+      // The source is gone whatever the OS says: an error here means the registration is already
+      // gone too (the fd was closed), and a stale id must not linger.
+      const errc e = port_.remove(s.fd);
+      if (e != errc::ok) os_errno_ = port_.last_errno();
+      if (any(s.interest)) --interested_sources_;
+      s.interest = events::none;
+      sources_.invalidate(id.index());
+      if (id.index() != running_source_) {
+        s.cb = nullptr;
+        sources_.recycle(id.index());
+      }
+      // else dispatch_io() frees the slot when the running callback returns.
+      return e;
+    }
+  }
+
+  // ---- timers -------------------------------------------------------------------------------
+
+  template <class Rep, class Period>
+  result<timer_id> after(std::chrono::duration<Rep, Period> delay, callback cb) noexcept {
+    assert_loop_thread();
+    return arm(detail::add_saturating(now_, detail::ceil_saturating<duration>(delay)), duration::zero(),
+               static_cast<callback&&>(cb));
+  }
+
+  template <class Rep, class Period>
+  result<timer_id> every(std::chrono::duration<Rep, Period> period, callback cb) noexcept {
+    assert_loop_thread();
+    const duration p = detail::ceil_saturating<duration>(period);
+    if (p <= duration::zero()) return errc::invalid_argument;
+    return arm(detail::add_saturating(now_, p), p, static_cast<callback&&>(cb));
+  }
+
+  result<timer_id> at(time_point deadline, callback cb) noexcept {
+    assert_loop_thread();
+    // A deadline in the past is due now. Clamping keeps it behind the timers that are due in the
+    // current iteration, which only a timer armed before the iteration may be.
+    return arm(deadline < now_ ? now_ : deadline, duration::zero(), static_cast<callback&&>(cb));
+  }
+
+  errc cancel(timer_id id) noexcept {
+    assert_loop_thread();
+    if (!timers_.live(id.index(), id.generation())) return errc::not_found;
+    timer& t = timers_[id.index()];
+    timers_.invalidate(id.index());
+    if (id.index() == firing_timer_) return errc::ok;  // fire_timers() frees it after the callback
+    heap_.erase(id.index());
+    t.cb = nullptr;
+    timers_.recycle(id.index());
+    return errc::ok;
+  }
+
+  // ---- signals ------------------------------------------------------------------------------
+
+  errc watch_signal(int signo, signal_callback cb) noexcept {
+    assert_loop_thread();
+    if constexpr (!Port::has_signals) {
+      (void)signo;
+      return errc::unsupported;
+    } else {
+      if (signo <= 0 || signo >= detail::signal_limit || !cb) return errc::invalid_argument;
+      if (status_ != errc::ok) return status_;
+      for (std::size_t i = 0; i < signal_count_; ++i)
+        if (signals_[i].signo == signo) return errc::already_exists;
+      if (signal_count_ == Config::max_signals) return errc::full;
+      if (!detail::signal_hub::claim(signo, &signal_target_)) return errc::already_exists;  // another loop
+      watched_signal& w = signals_[signal_count_];
+      struct sigaction sa {};
+      sa.sa_handler = &detail::signal_hub::handler;
+      sigfillset(&sa.sa_mask);  // one handler at a time keeps the handler trivially reentrant
+      sa.sa_flags = SA_RESTART;
+      if (::sigaction(signo, &sa, &w.previous) != 0) {
+        os_errno_ = errno;
+        detail::signal_hub::release(signo);
+        return errno == EINVAL ? errc::invalid_argument : errc::os_error;  // SIGKILL, SIGSTOP
+      }
+      w.signo = signo;
+      w.cb = static_cast<signal_callback&&>(cb);
+      ++signal_count_;
+      return errc::ok;
+    }
+  }
+
+  errc unwatch_signal(int signo) noexcept {
+    assert_loop_thread();
+    if constexpr (!Port::has_signals) {
+      (void)signo;
+      return errc::unsupported;
+    } else {
+      if (signo <= 0 || signo >= detail::signal_limit) return errc::invalid_argument;
+      for (std::size_t i = 0; i < signal_count_; ++i) {
+        if (signals_[i].signo != signo) continue;
+        restore_signal(signo);
+        if (running_signal_ == signo) {
+          // Its callback is running: keep the slot until it returns (run_signals() compacts).
+          signals_[i].signo = 0;
+        } else {
+          signals_[i] = static_cast<watched_signal&&>(signals_[--signal_count_]);
+          signals_[signal_count_].cb = nullptr;
+        }
+        return errc::ok;
+      }
+      return errc::not_found;
+    }
+  }
+
+  // ---- any thread -----------------------------------------------------------------------------
+
+  errc post(callback cb) noexcept {
+    if (!cb) return errc::invalid_argument;
+    if (status_ != errc::ok) return status_;
+    if (!posts_.try_push(static_cast<callback&&>(cb))) return errc::full;
+    notify();
+    return errc::ok;
+  }
+
+  void wake() noexcept {
+    woken_.store(true, std::memory_order_relaxed);  // ordered before the check by notify()'s fence
+    notify();
+  }
+
+  void stop() noexcept {
+    stop_.store(true, std::memory_order_relaxed);  // ordered before the check by notify()'s fence
+    notify();
+  }
+
+  errc attach(async_hook& h) noexcept {
+    assert_loop_thread();
+    if (h.loop_ != nullptr) return errc::already_exists;
+    h.loop_ = this;
+    h.next_ = hooks_;
+    hooks_ = &h;
+    return errc::ok;
+  }
+
+  errc detach(async_hook& h) noexcept {
+    assert_loop_thread();
+    for (async_hook** p = &hooks_; *p != nullptr; p = &(*p)->next_) {
+      if (*p == &h) {
+        *p = h.next_;
+        h.next_ = nullptr;
+        h.loop_ = nullptr;
+        return errc::ok;
+      }
+    }
+    return errc::not_found;
+  }
+
+  void trigger(async_hook& h) noexcept {
+    // relaxed stores: both are ordered before notify()'s fence, and the loop reads them with
+    // acquire exchanges after its own fence.
+    h.triggered_.store(true, std::memory_order_relaxed);
+    hooks_pending_.store(true, std::memory_order_release);
+    notify();
+  }
+
+  // ---- running --------------------------------------------------------------------------------
+
+  errc run() noexcept {
+    bind_thread();
+    if (status_ != errc::ok) return status_;
+    for (;;) {
+      if (stop_.exchange(false, std::memory_order_acquire)) return errc::ok;
+      if (!alive()) return errc::ok;
+      const errc e = iterate(true);
+      if (e != errc::ok) return e;
+    }
+  }
+
+  errc run_once() noexcept { return run_one(true); }
+  errc poll() noexcept { return run_one(false); }
+
+  time_point now() const noexcept { return now_; }
+  std::size_t pending_timers() const noexcept { return timers_.size(); }
+  std::size_t active_sources() const noexcept { return sources_.size(); }
+
+ private:
+  struct source {
+    int fd = -1;
+    events interest = events::none;
+    io_callback cb;
+  };
+  struct timer {
+    duration period{};  // zero for one-shot timers
+    callback cb;
+  };
+  struct fetched_event {
+    std::uint64_t token;
+    events ev;
+  };
+  struct watched_signal {
+    int signo = 0;
+    signal_callback cb;
+#if TINYLOOP_HOSTED
+    struct sigaction previous {};
+#endif
+  };
+  static constexpr std::uint32_t none = 0xffffffffu;
+
+  // ---- the wake protocol ----------------------------------------------------------------------
+  //
+  // Producers (post, wake, stop, trigger, the signal handler) publish their work, then call
+  // notify(). The loop, before it blocks, sets sleeping_, fences, and re-checks for work. The two
+  // seq_cst fences make this a Dekker handshake: either the producer sees sleeping_ == true, or
+  // the loop sees the work; never neither. Among producers that see sleeping_, the wake_pending_
+  // exchange lets exactly one issue the port's wake() for that sleep. The model of this protocol
+  // that spin checks is tests/model/wake.pml.
+  void notify() noexcept {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!sleeping_.load(std::memory_order_relaxed)) return;  // awake: it re-checks before sleeping
+    // acq_rel: the loop's exchange that clears the flag reads from ours, so our work happens-before
+    // its next check even when we skip the wake.
+    if (wake_pending_.exchange(true, std::memory_order_acq_rel)) return;
+    port_.wake();
+  }
+
+  bool work_pending() const noexcept {
+    return posts_.size_approx() != 0 || woken_.load(std::memory_order_relaxed) ||
+           stop_.load(std::memory_order_relaxed) || signal_pending_.load(std::memory_order_relaxed) ||
+           hooks_pending_.load(std::memory_order_relaxed);
+  }
+
+  static void signal_arrived(void* self) noexcept {
+    auto* loop = static_cast<event_loop*>(self);
+    loop->signal_pending_.store(true, std::memory_order_release);
+    loop->notify();
+  }
+
+  // ---- one iteration ----------------------------------------------------------------------------
+
+  errc run_one(bool may_wait) noexcept {
+    bind_thread();
+    if (status_ != errc::ok) return status_;
+    const errc e = iterate(may_wait);
+    stop_.store(false, std::memory_order_relaxed);  // a stop ends the run call it interrupted
+    return e;
+  }
+
+  errc iterate(bool may_wait) noexcept {
+    for (;;) {
+      now_ = clock::now();
+      arm_limit_ = next_sequence_;
+      std::size_t ran = dispatch_io();
+      if (!stopping()) ran += fire_timers();
+      if (!stopping()) ran += run_posts();
+      if constexpr (Port::has_signals)
+        if (!stopping()) ran += run_signals();
+      if (!stopping()) ran += run_hooks();
+      if (stopping()) break;
+
+      const bool block = may_wait && ran == 0;
+      const errc e = wait_for_events(block ? next_deadline() : time_point::min());
+      if (e != errc::ok) return e;
+      ran += dispatch_io();
+      if (ran != 0 || !block || stopping()) break;
+      // Nothing ran although we waited: a timer came due, or work arrived that this iteration
+      // had not seen; or a wake() asked us to return.
+      if (woken_.exchange(false, std::memory_order_relaxed)) break;
+    }
+    woken_.store(false, std::memory_order_relaxed);
+    return errc::ok;
+  }
+
+  bool stopping() const noexcept { return stop_.load(std::memory_order_relaxed); }
+
+  time_point next_deadline() const noexcept {
+    return heap_.empty() ? time_point::max() : heap_.top().deadline;
+  }
+
+  errc wait_for_events(time_point deadline) noexcept {
+    fetched_count_ = fetched_next_ = 0;
+    auto sink = [this](std::uint64_t token, events ev) noexcept {
+      if (fetched_count_ < Config::events_per_wait) fetched_[fetched_count_++] = {token, ev};
+    };
+    if (deadline == time_point::min()) {
+      // Nothing to wait for and no fds: skip the syscall. Wakes are drained by the next real wait.
+      if (sources_.size() == 0) return errc::ok;
+      return finish_wait(port_.wait(deadline, sink));
+    }
+    sleeping_.store(true, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with notify()'s fence
+    if (work_pending()) deadline = time_point::min();
+    const errc e = port_.wait(deadline, sink);
+    sleeping_.store(false, std::memory_order_relaxed);
+    // RMW, not a store: a producer that saw `true` here and skipped its wake is ordered before us.
+    wake_pending_.exchange(false, std::memory_order_acq_rel);
+    return finish_wait(e);
+  }
+
+  errc finish_wait(errc e) noexcept {
+    if (e != errc::ok) os_errno_ = port_.last_errno();
+    return e;
+  }
+
+  std::size_t dispatch_io() noexcept {
+    std::size_t ran = 0;
+    while (fetched_next_ < fetched_count_ && !stopping()) {
+      const fetched_event f = fetched_[fetched_next_++];
+      const auto index = static_cast<std::uint32_t>(f.token);
+      const auto gen = static_cast<std::uint32_t>(f.token >> 32);
+      if (!sources_.live(index, gen)) continue;  // removed after the wait fetched it
+      source& s = sources_[index];
+      const events ev = f.ev & (s.interest | events::error | events::hangup);
+      if (!any(ev)) continue;  // paused by modify() after the wait fetched it
+      running_source_ = index;
+      s.cb(ev);
+      running_source_ = none;
+      if (!sources_.live(index, gen)) {  // removed by its own callback
+        s.cb = nullptr;
+        sources_.recycle(index);
+      }
+      ++ran;
+    }
+    return ran;
+  }
+
+  result<timer_id> arm(time_point deadline, duration period, callback&& cb) noexcept {
+    if (!cb) return errc::invalid_argument;
+    const std::uint32_t i = timers_.acquire();
+    if (i == timers_.npos) return errc::full;
+    timer& t = timers_[i];
+    t.period = period;
+    t.cb = static_cast<callback&&>(cb);
+    heap_.push({deadline, next_sequence_++, i});
+    return timer_id(i, timers_.generation(i));
+  }
+
+  std::size_t fire_timers() noexcept {
+    std::size_t ran = 0;
+    while (!heap_.empty() && !stopping()) {
+      const auto top = heap_.top();
+      // Only timers armed before this iteration began: one armed by a callback, even with zero
+      // delay, waits for the next iteration, so a self-rearming timer cannot starve I/O.
+      if (top.deadline > now_ || top.sequence >= arm_limit_) break;
+      heap_.pop();
+      const std::uint32_t i = top.node;
+      timer& t = timers_[i];
+      ++ran;
+      if (t.period == duration::zero()) {
+        callback cb = static_cast<callback&&>(t.cb);
+        timers_.invalidate(i);
+        timers_.recycle(i);
+        cb();
+        continue;
+      }
+      const std::uint32_t gen = timers_.generation(i);
+      firing_timer_ = i;
+      t.cb();
+      firing_timer_ = none;
+      if (!timers_.live(i, gen)) {  // cancelled by its own callback
+        t.cb = nullptr;
+        timers_.recycle(i);
+        continue;
+      }
+      // Firing n is due at start + n * period. Behind by more than a period: skip to the first
+      // multiple after now rather than delivering a burst.
+      time_point next = detail::add_saturating(top.deadline, t.period);
+      if (next <= now_) {
+        const auto behind = (now_ - top.deadline) / t.period;  // whole periods elapsed
+        next = detail::add_saturating(top.deadline, t.period * (behind + 1));
+      }
+      heap_.push({next, next_sequence_++, i});
+    }
+    return ran;
+  }
+
+  std::size_t run_posts() noexcept {
+    // A snapshot: callbacks posted while we drain run next iteration, so one iteration is bounded.
+    std::size_t budget = posts_.size_approx();
+    std::size_t ran = 0;
+    callback cb;
+    while (budget-- != 0 && !stopping() && posts_.try_pop(cb)) {
+      cb();
+      cb = nullptr;
+      ++ran;
+    }
+    return ran;
+  }
+
+  std::size_t run_signals() noexcept {
+    std::size_t ran = 0;
+#if TINYLOOP_HOSTED
+    if (!signal_pending_.load(std::memory_order_relaxed)) return 0;
+    // acquire: pairs with signal_arrived()'s release, making the per-signal flags visible.
+    if (!signal_pending_.exchange(false, std::memory_order_acquire)) return 0;
+    for (std::size_t i = 0; i < signal_count_; ++i) {
+      if (stopping()) {
+        signal_pending_.store(true, std::memory_order_relaxed);  // finish next time
+        break;
+      }
+      const int signo = signals_[i].signo;
+      if (signo == 0 || !detail::signal_hub::take(signo)) continue;
+      running_signal_ = signo;
+      signals_[i].cb(signo);
+      running_signal_ = 0;
+      ++ran;
+    }
+    // Drop slots unwatched by their own callback.
+    for (std::size_t i = 0; i < signal_count_;) {
+      if (signals_[i].signo == 0) {
+        signals_[i] = static_cast<watched_signal&&>(signals_[--signal_count_]);
+        signals_[signal_count_].cb = nullptr;
+      } else {
+        ++i;
+      }
+    }
+#endif
+    return ran;
+  }
+
+  std::size_t run_hooks() noexcept {
+    if (!hooks_pending_.load(std::memory_order_relaxed)) return 0;
+    hooks_pending_.exchange(false, std::memory_order_acquire);
+    std::size_t ran = 0;
+    for (async_hook* h = hooks_; h != nullptr;) {
+      async_hook* next = h->next_;
+      // acq_rel: the triggering thread's work happens-before on_trigger.
+      if (h->triggered_.exchange(false, std::memory_order_acq_rel)) {
+        h->on_trigger(h->context);
+        ++ran;
+      }
+      h = next;
+    }
+    return ran;
+  }
+
+  bool alive() const noexcept {
+    if (interested_sources_ != 0 || timers_.size() != 0 || signal_count_ != 0 || posts_.size_approx() != 0)
+      return true;
+    for (const async_hook* h = hooks_; h != nullptr; h = h->next_)
+      if (h->keeps_alive != nullptr && h->keeps_alive(h->context)) return true;
+    return false;
+  }
+
+  bool find_fd(int fd) const noexcept {
+    for (std::uint32_t i = 0; i < Config::max_sources; ++i)
+      if (sources_.live(i) && sources_[i].fd == fd) return true;
+    return false;
+  }
+
+  void restore_signal(int signo) noexcept {
+#if TINYLOOP_HOSTED
+    for (std::size_t i = 0; i < signal_count_; ++i) {
+      if (signals_[i].signo == signo) {
+        ::sigaction(signo, &signals_[i].previous, nullptr);
+        detail::signal_hub::release(signo);
+        return;
+      }
+    }
+#else
+    (void)signo;
+#endif
+  }
+
+  void bind_thread() noexcept {
+#if TINYLOOP_HOSTED && !defined(NDEBUG)
+    owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+#endif
+  }
+  void assert_loop_thread() const noexcept {
+#if TINYLOOP_HOSTED && !defined(NDEBUG)
+    TINYLOOP_ASSERT(owner_.load(std::memory_order_relaxed) == std::this_thread::get_id());
+#endif
+  }
+
+  // Loop-thread state.
+  port_type port_;
+  errc status_ = errc::ok;
+  int os_errno_ = 0;
+  time_point now_;
+  detail::slot_table<source, Config::max_sources> sources_;
+  std::size_t interested_sources_ = 0;
+  std::uint32_t running_source_ = none;
+  fetched_event fetched_[Config::events_per_wait];
+  std::size_t fetched_count_ = 0;
+  std::size_t fetched_next_ = 0;
+  detail::slot_table<timer, Config::max_timers> timers_;
+  detail::timer_heap<time_point, Config::max_timers> heap_;
+  std::uint64_t next_sequence_ = 0;
+  std::uint64_t arm_limit_ = 0;
+  std::uint32_t firing_timer_ = none;
+  watched_signal signals_[Config::max_signals > 0 ? Config::max_signals : 1];
+  std::size_t signal_count_ = 0;
+  int running_signal_ = 0;
+  detail::signal_target signal_target_{&event_loop::signal_arrived, this};
+  async_hook* hooks_ = nullptr;
+#if TINYLOOP_HOSTED && !defined(NDEBUG)
+  std::atomic<std::thread::id> owner_{};
+#endif
+
+  // Shared with other threads and interrupt handlers.
+  detail::bounded_queue<callback, Config::post_capacity> posts_;
+  alignas(TINYLOOP_CACHE_LINE) std::atomic<bool> sleeping_{false};
+  std::atomic<bool> wake_pending_{false};
+  std::atomic<bool> woken_{false};
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> signal_pending_{false};
+  std::atomic<bool> hooks_pending_{false};
+};
+
+//@@POOL@@
+}  // namespace tinyloop
