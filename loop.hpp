@@ -1028,6 +1028,14 @@ struct has_fd_backend<
                    decltype(errc{std::declval<B&>().modify(0, events::read, std::uint64_t{})}),
                    decltype(errc{std::declval<B&>().remove(0)})>> : std::true_type {};
 
+template <class P, class C, class = void>
+struct has_backend : std::false_type {};
+template <class P, class C>
+struct has_backend<P, C, std::void_t<typename P::template backend<C>>> : std::true_type {};
+
+template <class Port, class Config>
+constexpr void check_backend() noexcept;
+
 // Checks a port against the concept above, with a message for each thing that is missing.
 template <class Port, class Config>
 constexpr bool check_port() noexcept {
@@ -1035,6 +1043,14 @@ constexpr bool check_port() noexcept {
                 "tinyloop port: needs `using clock = ...` with duration, time_point and a static now()");
   static_assert(has_flags<Port>::value,
                 "tinyloop port: needs static constexpr bool has_fds, has_signals, interrupt_safe_wake");
+  static_assert(has_backend<Port, Config>::value,
+                "tinyloop port: needs a member `template <class Config> class backend` (the per-loop state)");
+  if constexpr (has_backend<Port, Config>::value) check_backend<Port, Config>();
+  return true;
+}
+
+template <class Port, class Config>
+constexpr void check_backend() noexcept {
   using backend = typename Port::template backend<Config>;
   static_assert(std::is_default_constructible_v<backend>,
                 "tinyloop port: backend<Config> must be default constructible (acquire resources in open())");
@@ -1045,10 +1061,19 @@ constexpr bool check_port() noexcept {
     static_assert(has_fd_backend<backend>::value,
                   "tinyloop port: a port with has_fds needs errc add(int, events, std::uint64_t), "
                   "errc modify(int, events, std::uint64_t) and errc remove(int)");
-  return true;
 }
 
 }  // namespace detail
+
+#if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+// The same checks as a C++20 concept, for port authors who want to test their type directly:
+//   static_assert(tinyloop::port<my_port>);
+template <class P, class Config = default_config>
+concept port = detail::has_clock<P>::value && detail::has_flags<P>::value &&
+               detail::has_backend<P, Config>::value &&
+               detail::has_core_backend<typename P::template backend<Config>, typename P::clock>::value &&
+               (!P::has_fds || detail::has_fd_backend<typename P::template backend<Config>>::value);
+#endif
 
 // ==============================================================================================
 // 5. POSIX signal plumbing
@@ -1288,6 +1313,7 @@ class event_loop {
 
   errc watch_signal(int signo, signal_callback cb) noexcept {
     assert_loop_thread();
+#if TINYLOOP_HOSTED
     if constexpr (!Port::has_signals) {
       (void)signo;
       return errc::unsupported;
@@ -1313,10 +1339,16 @@ class event_loop {
       ++signal_count_;
       return errc::ok;
     }
+#else
+    (void)signo;
+    (void)cb;
+    return errc::unsupported;
+#endif
   }
 
   errc unwatch_signal(int signo) noexcept {
     assert_loop_thread();
+#if TINYLOOP_HOSTED
     if constexpr (!Port::has_signals) {
       (void)signo;
       return errc::unsupported;
@@ -1336,6 +1368,10 @@ class event_loop {
       }
       return errc::not_found;
     }
+#else
+    (void)signo;
+    return errc::unsupported;
+#endif
   }
 
   // ---- any thread -----------------------------------------------------------------------------
