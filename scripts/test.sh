@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# The test command: builds and runs every test suite of tinyloop.
+#
+#   bash scripts/test.sh               all suites
+#   bash scripts/test.sh host tsan     only the named suites
+#
+# Suites (CMake presets, see CMakePresets.json), in order:
+#   host clang asan tsan valgrind armhf aarch64 armhf-asan aarch64-asan cortex-m3 fuzz
+# `valgrind` is not a preset: it runs the host build's unit-test programs under
+# `valgrind --error-exitcode=1` (scripts/valgrind_units.cmake).
+#
+# Installs missing Debian packages first (scripts/deps.sh). Every suite runs even when
+# an earlier one failed; the script exits non-zero at the end if anything failed, and its
+# last line is "tests: N passed, N failed" (summed over the suites; a configure or build
+# failure counts as one failed test). Logs: build/test-logs/<suite>.<step>.log.
+# Environment: TINYLOOP_JOBS (default 2) for build and ctest parallelism.
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+jobs=${TINYLOOP_JOBS:-2}
+logs="$root/build/test-logs"
+
+all_suites=(host clang asan tsan valgrind armhf aarch64 armhf-asan aarch64-asan cortex-m3 fuzz)
+if [[ $# -gt 0 ]]; then
+  suites=("$@")
+else
+  suites=("${all_suites[@]}")
+fi
+
+script_start=$SECONDS
+echo "=== deps"
+if ! bash scripts/deps.sh; then
+  echo "tests: 0 passed, 1 failed"
+  echo "scripts/deps.sh failed: cannot install the packages the tests need" >&2
+  exit 1
+fi
+mkdir -p "$logs"
+
+total_passed=0
+total_failed=0
+report=()
+
+# The sources a suite needs; a suite whose sources are not in the tree yet is skipped.
+suite_sources() {
+  case "$1" in
+    cortex-m3) echo "loop.hpp toolchains/arm-none-eabi-cortex-m3.cmake tests/baremetal/CMakeLists.txt" ;;
+    fuzz)      echo "loop.hpp tests/fuzz/CMakeLists.txt" ;;
+    *)         echo "loop.hpp tests/CMakeLists.txt" ;;
+  esac
+}
+
+# Adds the counts of a CTest-style summary line in file $1 to the totals;
+# prints "passed failed" for the suite.
+count_results() {
+  local line total failed
+  line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$1" | tail -n 1)
+  if [[ -z "$line" ]]; then
+    echo "0 0"
+    return
+  fi
+  failed=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+  total=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\2/' <<<"$line")
+  echo "$((total - failed)) $failed"
+}
+
+# ThreadSanitizer cannot map its shadow memory with more than 28 bits of mmap ASLR
+# (newer kernels default to 32); run its tests without ASLR there, if allowed.
+tsan_wrapper=()
+if [[ -r /proc/sys/vm/mmap_rnd_bits ]] && (($(cat /proc/sys/vm/mmap_rnd_bits) > 28)); then
+  if setarch "$(uname -m)" -R true 2>/dev/null; then
+    tsan_wrapper=(setarch "$(uname -m)" -R)
+  else
+    echo "warning: vm.mmap_rnd_bits > 28 and setarch -R is not permitted: TSan may fail to start" >&2
+  fi
+fi
+
+run_preset_suite() {
+  local suite=$1 start=$SECONDS t_build passed failed extra=0 note=""
+  local missing=()
+  for f in $(suite_sources "$suite"); do
+    [[ -e "$f" ]] || missing+=("$f")
+  done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "!!! SKIPPED suite $suite: not in the tree yet: ${missing[*]}"
+    report+=("$(printf '%-13s SKIPPED (missing %s)' "$suite" "${missing[*]}")")
+    return
+  fi
+
+  echo "--- $suite: configure"
+  if ! cmake --preset "$suite" >"$logs/$suite.configure.log" 2>&1; then
+    tail -n 60 "$logs/$suite.configure.log"
+    echo "!!! $suite: configure FAILED (log: $logs/$suite.configure.log)"
+    total_failed=$((total_failed + 1))
+    report+=("$(printf '%-13s FAILED at configure  %4d s' "$suite" $((SECONDS - start)))")
+    return
+  fi
+
+  echo "--- $suite: build"
+  # -k 0: build everything that can be built, so the tests that can run still run.
+  if ! cmake --build --preset "$suite" -j "$jobs" -- -k 0 >"$logs/$suite.build.log" 2>&1; then
+    grep -E -B2 -A12 'error|FAILED' "$logs/$suite.build.log" | head -n 120
+    echo "!!! $suite: build FAILED (log: $logs/$suite.build.log)"
+    extra=1
+    note=" build FAILED;"
+  fi
+  t_build=$((SECONDS - start))
+
+  echo "--- $suite: test"
+  local wrapper=()
+  [[ "$suite" == tsan ]] && wrapper=("${tsan_wrapper[@]}")
+  local ctest_args=(--preset "$suite" -j "$jobs")
+  # The host valgrind tests of tests/CMakeLists.txt are covered by the valgrind suite.
+  [[ "$suite" == host ]] && ctest_args+=(-LE '^valgrind$')
+  "${wrapper[@]}" ctest "${ctest_args[@]}" >"$logs/$suite.test.log" 2>&1
+  local rc=$?
+  read -r passed failed < <(count_results "$logs/$suite.test.log")
+  if [[ $rc -ne 0 ]]; then
+    # Show the failures (with their output: the presets set output-on-failure).
+    grep -v -E '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed' "$logs/$suite.test.log" | tail -n 200
+    if [[ $failed -eq 0 ]]; then
+      failed=1   # ctest failed without a summary line (no tests, crash, bad preset)
+    fi
+  else
+    tail -n 3 "$logs/$suite.test.log"
+  fi
+  failed=$((failed + extra))
+  total_passed=$((total_passed + passed))
+  total_failed=$((total_failed + failed))
+  local status=ok
+  [[ $failed -gt 0 ]] && status=FAILED
+  report+=("$(printf '%-13s %-6s %4d passed %3d failed  %4d s (configure+build %d s, tests %d s)%s' \
+    "$suite" "$status" "$passed" "$failed" $((SECONDS - start)) "$t_build" $((SECONDS - start - t_build)) "$note")")
+  echo "=== $suite: $status, $passed passed, $failed failed, $((SECONDS - start)) s"
+}
+
+run_valgrind_suite() {
+  local start=$SECONDS passed failed
+  if [[ ! -f build/host/CTestTestfile.cmake ]]; then
+    echo "!!! SKIPPED suite valgrind: the host suite was not built"
+    report+=("$(printf '%-13s SKIPPED (no host build)' valgrind)")
+    return
+  fi
+  echo "--- valgrind: unit-test programs of build/host"
+  cmake -DBUILD_DIR=build/host -DLABEL=unit -P scripts/valgrind_units.cmake 2>&1 | tee "$logs/valgrind.test.log"
+  local rc=${PIPESTATUS[0]}
+  read -r passed failed < <(count_results "$logs/valgrind.test.log")
+  [[ $rc -ne 0 && $failed -eq 0 ]] && failed=1
+  total_passed=$((total_passed + passed))
+  total_failed=$((total_failed + failed))
+  local status=ok
+  [[ $failed -gt 0 ]] && status=FAILED
+  report+=("$(printf '%-13s %-6s %4d passed %3d failed  %4d s' valgrind "$status" "$passed" "$failed" $((SECONDS - start)))")
+  echo "=== valgrind: $status, $passed passed, $failed failed, $((SECONDS - start)) s"
+}
+
+for suite in "${suites[@]}"; do
+  echo
+  echo "=== suite $suite ($(date -u +%H:%M:%S))"
+  case "$suite" in
+    valgrind) run_valgrind_suite ;;
+    host|clang|asan|tsan|release|armhf|aarch64|armhf-asan|aarch64-asan|cortex-m3|fuzz) run_preset_suite "$suite" ;;
+    *) echo "!!! unknown suite '$suite' (known: ${all_suites[*]})"; total_failed=$((total_failed + 1)) ;;
+  esac
+done
+
+echo
+echo "=== summary (wall time $((SECONDS - script_start)) s, logs in $logs)"
+for line in "${report[@]}"; do
+  echo "  $line"
+done
+echo "tests: $total_passed passed, $total_failed failed"
+[[ $total_failed -eq 0 ]]

@@ -1,0 +1,129 @@
+# cmake -DBUILD_DIR=<build/host> [-DLABEL=unit] [-DEXCLUDE=<regex>] -P scripts/valgrind_units.cmake
+#
+# Runs every unit-test executable of a native, non-sanitizer build once under
+# `valgrind --error-exitcode=1` (all its test cases in one process: valgrind's start-up
+# cost makes one process per discovered test far too slow).
+# The executables are taken from CTest's own test list (tests with label LABEL whose
+# command is a program inside BUILD_DIR), so anything the tests register is covered.
+# Tests labelled `no_valgrind` (for example a test that replaces malloc) are left out,
+# as are executables matching EXCLUDE.
+# Ends with a CTest-style line "N% tests passed, F tests failed out of T" (one "test" per
+# executable) so scripts/test.sh counts it like the other suites; exits non-zero on failure.
+cmake_minimum_required(VERSION 3.19)
+
+if(NOT BUILD_DIR)
+  message(FATAL_ERROR "valgrind_units.cmake: -DBUILD_DIR=... is required")
+endif()
+if(NOT LABEL)
+  set(LABEL unit)
+endif()
+find_program(VALGRIND valgrind REQUIRED)
+get_filename_component(BUILD_DIR "${BUILD_DIR}" ABSOLUTE)
+get_filename_component(_cmake_bin_dir "${CMAKE_COMMAND}" DIRECTORY)
+find_program(CTEST ctest HINTS "${_cmake_bin_dir}" REQUIRED)
+
+execute_process(COMMAND "${CTEST}" --show-only=json-v1 -L "${LABEL}"
+                WORKING_DIRECTORY "${BUILD_DIR}"
+                OUTPUT_VARIABLE _json RESULT_VARIABLE _rc ERROR_VARIABLE _err)
+if(NOT _rc EQUAL 0)
+  message(FATAL_ERROR "ctest --show-only failed in ${BUILD_DIR}: ${_err}")
+endif()
+
+string(JSON _count LENGTH "${_json}" tests)
+set(_exes)
+set(_skip)
+if(_count GREATER 0)
+  math(EXPR _last "${_count} - 1")
+  foreach(i RANGE 0 ${_last})
+    string(JSON _exe ERROR_VARIABLE _no_cmd GET "${_json}" tests ${i} command 0)
+    if(_no_cmd OR NOT _exe)
+      continue()
+    endif()
+    string(FIND "${_exe}" "${BUILD_DIR}/" _pos)
+    if(NOT _pos EQUAL 0)
+      continue()  # a compiler, cmake or script, not a test program of this build
+    endif()
+    # Properties: LABELS and WORKING_DIRECTORY.
+    set(_labels)
+    set(_wd "${BUILD_DIR}")
+    string(JSON _nprops ERROR_VARIABLE _no_props LENGTH "${_json}" tests ${i} properties)
+    if(NOT _no_props AND _nprops GREATER 0)
+      math(EXPR _plast "${_nprops} - 1")
+      foreach(p RANGE 0 ${_plast})
+        string(JSON _pname GET "${_json}" tests ${i} properties ${p} name)
+        if(_pname STREQUAL "LABELS")
+          string(JSON _nl LENGTH "${_json}" tests ${i} properties ${p} value)
+          math(EXPR _llast "${_nl} - 1")
+          foreach(l RANGE 0 ${_llast})
+            string(JSON _label GET "${_json}" tests ${i} properties ${p} value ${l})
+            list(APPEND _labels "${_label}")
+          endforeach()
+        elseif(_pname STREQUAL "WORKING_DIRECTORY")
+          string(JSON _wd GET "${_json}" tests ${i} properties ${p} value)
+        endif()
+      endforeach()
+    endif()
+    if("no_valgrind" IN_LIST _labels OR (EXCLUDE AND _exe MATCHES "${EXCLUDE}"))
+      list(APPEND _skip "${_exe}")
+      continue()
+    endif()
+    if(NOT "${_exe}" IN_LIST _exes)
+      list(APPEND _exes "${_exe}")
+      # GoogleTest programs: quieter output.
+      string(JSON _args GET "${_json}" tests ${i} command)
+      if(_args MATCHES "--gtest_")
+        set("_gtest_${_exe}" ON)
+      endif()
+      set("_wd_${_exe}" "${_wd}")
+    endif()
+  endforeach()
+endif()
+
+list(REMOVE_DUPLICATES _skip)
+foreach(_exe IN LISTS _skip)
+  if(NOT "${_exe}" IN_LIST _exes)
+    message(STATUS "valgrind: not run (no_valgrind label or EXCLUDE): ${_exe}")
+  endif()
+endforeach()
+
+set(_passed 0)
+set(_failed 0)
+set(_failures)
+foreach(_exe IN LISTS _exes)
+  set(_extra)
+  if(_gtest_${_exe})
+    set(_extra --gtest_brief=1)
+  endif()
+  string(TIMESTAMP _t0 "%s")
+  execute_process(
+    COMMAND "${VALGRIND}" --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
+            --track-origins=yes --quiet "${_exe}" ${_extra}
+    WORKING_DIRECTORY "${_wd_${_exe}}"
+    RESULT_VARIABLE _rc)
+  string(TIMESTAMP _t1 "%s")
+  math(EXPR _dt "${_t1} - ${_t0}")
+  if(_rc EQUAL 0)
+    math(EXPR _passed "${_passed} + 1")
+    message(STATUS "valgrind: passed  ${_exe} (${_dt} s)")
+  else()
+    math(EXPR _failed "${_failed} + 1")
+    list(APPEND _failures "${_exe}")
+    message(STATUS "valgrind: FAILED  ${_exe} (exit ${_rc}, ${_dt} s)")
+  endif()
+endforeach()
+
+math(EXPR _total "${_passed} + ${_failed}")
+if(_total EQUAL 0)
+  message(STATUS "valgrind: no unit-test executables found in ${BUILD_DIR} (label ${LABEL})")
+  set(_pct 100)
+else()
+  math(EXPR _pct "100 * ${_passed} / ${_total}")
+endif()
+message(STATUS "")
+message(STATUS "${_pct}% tests passed, ${_failed} tests failed out of ${_total}")
+if(_failed GREATER 0)
+  foreach(_exe IN LISTS _failures)
+    message(STATUS "  valgrind failed: ${_exe}")
+  endforeach()
+  message(FATAL_ERROR "valgrind found errors")
+endif()
