@@ -1,0 +1,305 @@
+// Typed-test machinery: one fixture per port, so each test runs against every port that has the
+// feature it needs, and says so (GTEST_SKIP with a reason) on the ports that do not.
+//
+// A fixture F provides:
+//   using port                        the tinyloop port type
+//   name                              shown in test names: timers/epoll.order
+//   virtual_time                      time passes only when the loop waits (or pass_time is called)
+//   blocking_wait                     the loop really sleeps, so another thread can wake it
+//   real_fds                          channels are OS file descriptors (closed fds, user-owned fds)
+//   threads                           std::thread is available
+//   tick                              a short duration: a few ms on real ports
+//   reset()                           called before every test (sim: the virtual clock back to 0)
+//   pass_time(d)                      lets at least d pass on the port's clock
+//   channel<Loop>                     something the loop can watch, which the test makes ready
+//
+// A channel (constructed from the loop) provides fd(), ok(), make_readable(), drain(),
+// make_writable(), hang_up() and make_error(). Real ports use a non-blocking AF_UNIX socketpair
+// (kind::socket) or a pipe whose write end is watched (kind::pipe_writer, for error reports).
+#pragma once
+
+#include "loop.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <thread>
+#include <type_traits>
+
+#if TINYLOOP_HOSTED
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
+
+namespace tltest {
+
+using namespace std::chrono_literals;
+
+template <class F, class Config = tinyloop::default_config>
+using loop_for = tinyloop::event_loop<typename F::port, Config>;
+
+enum class kind { socket, pipe_writer };
+
+#if TINYLOOP_HOSTED
+
+// Both ends non-blocking. For kind::socket, fd() is one end of a socketpair and the test acts on
+// the other; for kind::pipe_writer, fd() is a pipe's write end and make_error() closes the reader.
+class os_channel {
+ public:
+  template <class Loop>
+  explicit os_channel(Loop&, kind k = kind::socket) {
+    if (k == kind::socket) {
+      ok_ = ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds_) == 0;
+      watched_ = 0;
+    } else {
+      ok_ = ::pipe2(fds_, O_NONBLOCK | O_CLOEXEC) == 0;
+      watched_ = 1;
+    }
+  }
+  ~os_channel() {
+    for (int& fd : fds_)
+      if (fd >= 0) ::close(fd);
+  }
+  os_channel(const os_channel&) = delete;
+  os_channel& operator=(const os_channel&) = delete;
+
+  int fd() const noexcept { return fds_[watched_]; }
+  int peer() const noexcept { return fds_[1 - watched_]; }
+  bool ok() const noexcept { return ok_; }
+
+  void make_readable() {
+    const char byte = 'x';
+    ASSERT_EQ(::write(peer(), &byte, 1), 1) << "errno " << errno;
+  }
+  // Reads until EAGAIN; returns the number of bytes read.
+  std::size_t drain() {
+    std::size_t total = 0;
+    char buf[256];
+    for (;;) {
+      const ssize_t n = ::read(fd(), buf, sizeof buf);
+      if (n > 0) {
+        total += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      return total;
+    }
+  }
+  void make_writable() {}  // a fresh socket or pipe has room
+  void hang_up() { close_end(1 - watched_); }
+  void make_error() { close_end(1 - watched_); }  // pipe_writer: a write end without reader
+  // The user closes the watched fd (the loop must cope, and must never have closed it itself).
+  void close_watched() { close_end(watched_); }
+
+ private:
+  void close_end(int i) {
+    if (fds_[i] >= 0) ::close(fds_[i]);
+    fds_[i] = -1;
+  }
+  int fds_[2] = {-1, -1};
+  int watched_ = 0;
+  bool ok_ = false;
+};
+
+// True while fd is an open descriptor of this process.
+inline bool fd_is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1 || errno != EBADF; }
+
+#endif
+
+// Channel numbers handed to sim channels; reset to 3 before each test.
+inline int& sim_channel_counter() {
+  static int n = 3;
+  return n;
+}
+
+// A sim_port channel: a number the test picks, made ready through the port's test API.
+template <class Loop>
+class sim_channel {
+ public:
+  explicit sim_channel(Loop& loop, kind = kind::socket) : loop_(&loop), number_(sim_channel_counter()++) {}
+  sim_channel(const sim_channel&) = delete;
+  sim_channel& operator=(const sim_channel&) = delete;
+
+  int fd() const noexcept { return number_; }
+  bool ok() const noexcept { return true; }
+  void make_readable() { loop_->port().make_ready(number_, tinyloop::events::read); }
+  std::size_t drain() {
+    loop_->port().clear_ready(number_);
+    return 1;
+  }
+  void make_writable() { loop_->port().make_ready(number_, tinyloop::events::write); }
+  void hang_up() { loop_->port().make_ready(number_, tinyloop::events::hangup); }
+  void make_error() { loop_->port().make_ready(number_, tinyloop::events::error); }
+
+ private:
+  Loop* loop_;
+  int number_;
+};
+
+#if TINYLOOP_HOSTED
+struct real_time_fixture {
+  static constexpr bool virtual_time = false;
+  static constexpr bool blocking_wait = true;
+  static constexpr bool real_fds = true;
+  static constexpr bool threads = true;
+  static constexpr std::chrono::milliseconds tick{3};
+  static void reset() {}
+  // Not synchronisation: lets time pass on a real clock (for "the loop fell behind" tests).
+  template <class Rep, class Period>
+  static void pass_time(std::chrono::duration<Rep, Period> d) {
+    std::this_thread::sleep_for(d);
+  }
+  template <class Loop>
+  using channel = os_channel;
+};
+#endif
+
+#if defined(TINYLOOP_HAS_EPOLL)
+struct epoll_fixture : real_time_fixture {
+  using port = tinyloop::epoll_port;
+  static constexpr const char* name = "epoll";
+};
+#endif
+
+#if defined(TINYLOOP_HAS_POLL)
+struct poll_fixture : real_time_fixture {
+  using port = tinyloop::poll_port;
+  static constexpr const char* name = "poll";
+};
+#endif
+
+#if defined(TINYLOOP_HAS_KQUEUE)
+struct kqueue_fixture : real_time_fixture {
+  using port = tinyloop::kqueue_port;
+  static constexpr const char* name = "kqueue";
+};
+#endif
+
+struct sim_fixture {
+  using port = tinyloop::sim_port;
+  static constexpr const char* name = "sim";
+  static constexpr bool virtual_time = true;
+  static constexpr bool blocking_wait = false;
+  static constexpr bool real_fds = false;
+  static constexpr bool threads = TINYLOOP_HOSTED != 0;
+  static constexpr std::chrono::milliseconds tick{3};
+  static void reset() {
+    port::clock::reset();
+    sim_channel_counter() = 3;
+  }
+  template <class Rep, class Period>
+  static void pass_time(std::chrono::duration<Rep, Period> d) {
+    port::clock::advance(std::chrono::ceil<port::clock::duration>(d));
+  }
+  template <class Loop>
+  using channel = sim_channel<Loop>;
+};
+
+template <class F, class Loop>
+using channel_for = typename F::template channel<Loop>;
+
+// Every port this platform has, plus sim.
+using all_ports = ::testing::Types<
+#if defined(TINYLOOP_HAS_EPOLL)
+    epoll_fixture,
+#endif
+#if defined(TINYLOOP_HAS_POLL)
+    poll_fixture,
+#endif
+#if defined(TINYLOOP_HAS_KQUEUE)
+    kqueue_fixture,
+#endif
+    sim_fixture>;
+
+struct port_name {
+  template <class F>
+  static std::string GetName(int) {
+    return F::name;
+  }
+};
+
+template <class F>
+class port_test : public ::testing::Test {
+ protected:
+  void SetUp() override { F::reset(); }
+};
+
+// A callable that records whether it ran and how often a live (not moved-from) instance was
+// destroyed: a rejected callback must be destroyed exactly once without running.
+struct tracker {
+  int* runs;
+  int* destroyed;
+  bool live = true;
+
+  tracker(int* r, int* d) noexcept : runs(r), destroyed(d) {}
+  tracker(tracker&& o) noexcept : runs(o.runs), destroyed(o.destroyed), live(o.live) { o.live = false; }
+  tracker& operator=(tracker&&) = delete;
+  tracker(const tracker&) = delete;
+  ~tracker() {
+    if (live) ++*destroyed;
+  }
+  void operator()() { ++*runs; }
+  template <class Arg>
+  void operator()(Arg) {
+    ++*runs;
+  }
+};
+
+// Spins (yielding) until pred() holds. No timeout: CTest's TIMEOUT ends a hung test.
+template <class Pred>
+void spin_until(Pred pred) {
+  while (!pred()) std::this_thread::yield();
+}
+
+// Wraps a port's backend to count the wake() calls the loop makes and the waits that may block.
+// The concept allows deriving: a port is a type with the documented members, nothing more.
+template <class Port>
+struct counting_port : Port {
+  template <class Config>
+  class backend : public Port::template backend<Config> {
+    using base = typename Port::template backend<Config>;
+
+   public:
+    template <class Sink>
+    tinyloop::errc wait(typename Port::clock::time_point deadline, Sink& sink) noexcept {
+      const bool may_block = deadline != Port::clock::time_point::min();
+      if (may_block) {
+        blocking_waits.fetch_add(1, std::memory_order_relaxed);
+        in_blocking_wait.store(true, std::memory_order_seq_cst);
+      }
+      const tinyloop::errc e = base::wait(deadline, sink);
+      in_blocking_wait.store(false, std::memory_order_seq_cst);
+      return e;
+    }
+    void wake() noexcept {
+      wakes.fetch_add(1, std::memory_order_relaxed);
+      base::wake();
+    }
+
+    std::atomic<int> wakes{0};
+    std::atomic<int> blocking_waits{0};
+    std::atomic<bool> in_blocking_wait{false};
+  };
+};
+
+}  // namespace tltest
+
+// Skips the running typed test, naming the port and why (never a silent pass).
+#define TLTEST_REQUIRE(cond, why)                                          \
+  do {                                                                     \
+    if (!(cond)) GTEST_SKIP() << TypeParam::name << " port: " << (why);    \
+  } while (0)
+
+#define TLTEST_REQUIRE_FDS() TLTEST_REQUIRE(TypeParam::port::has_fds, "no fd-like channels")
+#define TLTEST_REQUIRE_REAL_FDS() TLTEST_REQUIRE(TypeParam::real_fds, "channels are not OS fds")
+#define TLTEST_REQUIRE_SIGNALS() TLTEST_REQUIRE(TypeParam::port::has_signals, "no POSIX signals")
+#define TLTEST_REQUIRE_THREADS() TLTEST_REQUIRE(TypeParam::threads, "no threads")
+#define TLTEST_REQUIRE_BLOCKING() \
+  TLTEST_REQUIRE(TypeParam::blocking_wait, "virtual time: the loop never sleeps waiting for another thread")
+#define TLTEST_REQUIRE_VIRTUAL_TIME() \
+  TLTEST_REQUIRE(TypeParam::virtual_time, "exact firing times need virtual time; real clocks only bound them below")
