@@ -40,6 +40,7 @@ mkdir -p "$logs"
 total_passed=0
 total_failed=0
 report=()
+host_failed=0
 
 # The sources a suite needs; a suite whose sources are not in the tree yet is skipped.
 suite_sources() {
@@ -91,6 +92,7 @@ run_preset_suite() {
   if ! cmake --preset "$suite" >"$logs/$suite.configure.log" 2>&1; then
     tail -n 60 "$logs/$suite.configure.log"
     echo "!!! $suite: configure FAILED (log: $logs/$suite.configure.log)"
+    [[ "$suite" == host ]] && host_failed=1
     total_failed=$((total_failed + 1))
     report+=("$(printf '%-13s FAILED at configure  %4d s' "$suite" $((SECONDS - start)))")
     return
@@ -136,7 +138,7 @@ run_preset_suite() {
 
 run_valgrind_suite() {
   local start=$SECONDS passed failed
-  if [[ ! -f build/host/CTestTestfile.cmake ]]; then
+  if [[ $host_failed -ne 0 || ! -f build/host/CTestTestfile.cmake ]]; then
     echo "!!! SKIPPED suite valgrind: the host suite was not built"
     report+=("$(printf '%-13s SKIPPED (no host build)' valgrind)")
     return
