@@ -223,8 +223,12 @@ class inplace_function<R(Args...), Bytes> {
   static void destroy_as(void* p) noexcept {
     static_cast<F*>(p)->~F();
   }
+  // Trivially copyable callables (the common lambda capturing pointers) need neither a relocate
+  // nor a destroy call: a null entry tells take() to copy the bytes and reset() to do nothing.
   template <class F>
-  static constexpr operations operations_for{&invoke_as<F>, &relocate_as<F>, &destroy_as<F>};
+  static constexpr operations operations_for{
+      &invoke_as<F>, std::is_trivially_copyable_v<F> ? nullptr : &relocate_as<F>,
+      std::is_trivially_destructible_v<F> ? nullptr : &destroy_as<F>};
 
  public:
   static constexpr std::size_t capacity = Bytes;
@@ -278,13 +282,16 @@ class inplace_function<R(Args...), Bytes> {
  private:
   void reset() noexcept {
     if (ops_ != nullptr) {
-      ops_->destroy(storage_);
+      if (ops_->destroy != nullptr) ops_->destroy(storage_);
       ops_ = nullptr;
     }
   }
   void take(inplace_function& other) noexcept {
     if (other.ops_ != nullptr) {
-      other.ops_->relocate(storage_, other.storage_);
+      if (other.ops_->relocate != nullptr)
+        other.ops_->relocate(storage_, other.storage_);
+      else
+        __builtin_memcpy(storage_, other.storage_, sizeof storage_);
       ops_ = other.ops_;
       other.ops_ = nullptr;
     }
@@ -411,44 +418,99 @@ class slot_table {
   std::size_t size_ = 0;
 };
 
-// A 4-ary min-heap of (deadline, sequence) keys naming nodes 0..N-1. It records each node's heap
-// position, so erase() is O(log n). The sequence number breaks deadline ties by arm order. Four
-// children per node halve the depth of a binary heap and keep siblings in one cache line.
+// The pending timers of a loop: nodes 0..N-1 ordered by (deadline, sequence), where the sequence
+// number records arm order so that equal deadlines fire in the order they were armed.
+//
+// Timers armed back to back with the same deadline (a burst of after(d) in one callback, or many
+// connections' idle timeouts armed in one iteration) are common, so equal deadlines share a chain:
+// a FIFO list that occupies one heap entry. Arming onto the newest chain, firing its head and
+// cancelling any member are O(1); only starting or ending a chain touches the heap. The heap is
+// 4-ary (half the depth of a binary heap, siblings in one cache line) and records each chain's
+// position, so cancel() is O(log n) at worst.
+//
+// Ordering argument: a node joins the newest chain only if the deadlines are equal, and sequence
+// numbers only grow, so every chain is sorted by sequence, and every node of an older chain with
+// the same deadline has a smaller sequence than the newer chain's first node. A chain's heap key
+// is (deadline, sequence of its head), hence the heap top's head is the global minimum.
 template <class Key, std::size_t N>
 class timer_heap {
  public:
-  struct entry {
-    Key deadline;
-    std::uint64_t sequence;
-    std::uint32_t node;
-  };
   static constexpr std::uint32_t npos = 0xffffffffu;
 
-  std::size_t size() const noexcept { return size_; }
-  bool empty() const noexcept { return size_ == 0; }
-  const entry& top() const noexcept { return heap_[0]; }
-  bool contains(std::uint32_t node) const noexcept { return node < N && position_[node] != npos; }
-
-  // Precondition: size() < N and node is not in the heap.
-  void push(const entry& e) noexcept { sift_up(size_++, e); }
-
-  void pop() noexcept { erase_at(0); }
-
-  void erase(std::uint32_t node) noexcept {
-    if (contains(node)) erase_at(position_[node]);
+  timer_heap() noexcept {
+    for (std::size_t i = 0; i < N; ++i) {
+      chain_of_[i] = npos;
+      chain_head_[i] = static_cast<std::uint32_t>(i + 1);  // free list of chains
+    }
+    chain_head_[N - 1] = npos;
   }
 
-  timer_heap() noexcept {
-    for (auto& p : position_) p = npos;
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return heap_size_ == 0; }
+  bool contains(std::uint32_t node) const noexcept { return node < N && chain_of_[node] != npos; }
+
+  // Precondition: !empty().
+  const Key& top_deadline() const noexcept { return heap_[0].deadline; }
+  std::uint64_t top_sequence() const noexcept { return heap_[0].sequence; }
+  std::uint32_t top_node() const noexcept { return chain_head_[heap_[0].chain]; }
+
+  // Preconditions: the node is not queued, and `sequence` is larger than any pushed before.
+  void push(std::uint32_t node, Key deadline, std::uint64_t sequence) noexcept {
+    std::uint32_t c = newest_chain_;
+    prev_[node] = next_[node] = npos;
+    sequence_[node] = sequence;
+    if (c != npos && heap_[chain_position_[c]].deadline == deadline) {
+      prev_[node] = chain_tail_[c];
+      next_[chain_tail_[c]] = node;
+      chain_tail_[c] = node;
+    } else {
+      c = free_chain_;
+      free_chain_ = chain_head_[c];
+      chain_head_[c] = chain_tail_[c] = node;
+      sift_up(heap_size_++, {deadline, sequence, c});
+      newest_chain_ = c;
+    }
+    chain_of_[node] = c;
+    ++size_;
+  }
+
+  void pop() noexcept { erase(top_node()); }
+
+  void erase(std::uint32_t node) noexcept {
+    if (!contains(node)) return;
+    const std::uint32_t c = chain_of_[node];
+    const std::uint32_t p = prev_[node];
+    const std::uint32_t n = next_[node];
+    (p != npos ? next_[p] : chain_head_[c]) = n;
+    (n != npos ? prev_[n] : chain_tail_[c]) = p;
+    chain_of_[node] = npos;
+    --size_;
+    if (chain_head_[c] == npos) {  // the chain is empty: drop its heap entry
+      erase_at(chain_position_[c]);
+      chain_head_[c] = free_chain_;
+      free_chain_ = c;
+      if (newest_chain_ == c) newest_chain_ = npos;
+    } else if (p == npos) {  // a new head: the chain's key grew, so it can only move down
+      const std::size_t at = chain_position_[c];
+      entry e = heap_[at];
+      e.sequence = sequence_[n];
+      sift_down(at, e);
+    }
   }
 
  private:
+  struct entry {
+    Key deadline;
+    std::uint64_t sequence;
+    std::uint32_t chain;
+  };
+
   static bool less(const entry& a, const entry& b) noexcept {
     return a.deadline < b.deadline || (a.deadline == b.deadline && a.sequence < b.sequence);
   }
   void place(std::size_t i, const entry& e) noexcept {
     heap_[i] = e;
-    position_[e.node] = static_cast<std::uint32_t>(i);
+    chain_position_[e.chain] = static_cast<std::uint32_t>(i);
   }
   void sift_up(std::size_t i, entry e) noexcept {
     while (i > 0) {
@@ -462,8 +524,8 @@ class timer_heap {
   void sift_down(std::size_t i, entry e) noexcept {
     for (;;) {
       const std::size_t first = 4 * i + 1;
-      if (first >= size_) break;
-      const std::size_t last = first + 4 < size_ ? first + 4 : size_;
+      if (first >= heap_size_) break;
+      const std::size_t last = first + 4 < heap_size_ ? first + 4 : heap_size_;
       std::size_t best = first;
       for (std::size_t c = first + 1; c < last; ++c)
         if (less(heap_[c], heap_[best])) best = c;
@@ -474,9 +536,8 @@ class timer_heap {
     place(i, e);
   }
   void erase_at(std::size_t i) noexcept {
-    position_[heap_[i].node] = npos;
-    const entry last = heap_[--size_];
-    if (i == size_) return;
+    const entry last = heap_[--heap_size_];
+    if (i == heap_size_) return;
     if (i > 0 && less(last, heap_[(i - 1) / 4]))
       sift_up(i, last);
     else
@@ -484,8 +545,19 @@ class timer_heap {
   }
 
   entry heap_[N];
-  std::uint32_t position_[N];
+  std::size_t heap_size_ = 0;
   std::size_t size_ = 0;
+  // Per chain (free chains are linked through chain_head_).
+  std::uint32_t chain_head_[N];
+  std::uint32_t chain_tail_[N];
+  std::uint32_t chain_position_[N];
+  std::uint32_t free_chain_ = 0;
+  std::uint32_t newest_chain_ = npos;
+  // Per node.
+  std::uint32_t chain_of_[N];
+  std::uint32_t prev_[N];
+  std::uint32_t next_[N];
+  std::uint64_t sequence_[N];
 };
 
 // A bounded multi-producer multi-consumer ring with a sequence number per slot (after Dmitry
@@ -1302,7 +1374,7 @@ class event_loop {
     if (!timers_.live(id.index(), id.generation())) return errc::not_found;
     timer& t = timers_[id.index()];
     timers_.invalidate(id.index());
-    if (id.index() == firing_timer_) return errc::ok;  // fire_timers() frees it after the callback
+    if (id.index() == firing_timer_) return errc::ok;  // fire_timers() recycles it after the callback
     heap_.erase(id.index());
     t.cb = nullptr;
     timers_.recycle(id.index());
@@ -1510,12 +1582,12 @@ class event_loop {
     for (;;) {
       now_ = clock::now();
       arm_limit_ = next_sequence_;
-      std::size_t ran = dispatch_io();
-      if (!stopping()) ran += fire_timers();
-      if (!stopping()) ran += run_posts();
+      std::size_t ran = fetched_next_ < fetched_count_ ? dispatch_io() : 0;
+      if (!heap_.empty() && !stopping()) ran += fire_timers();
+      if (posts_.size_approx() != 0 && !stopping()) ran += run_posts();
       if constexpr (Port::has_signals)
-        if (!stopping()) ran += run_signals();
-      if (!stopping()) ran += run_hooks();
+        if (signal_pending_.load(std::memory_order_relaxed) && !stopping()) ran += run_signals();
+      if (hooks_pending_.load(std::memory_order_relaxed) && !stopping()) ran += run_hooks();
       if (stopping()) break;
 
       const bool block = may_wait && ran == 0;
@@ -1534,7 +1606,7 @@ class event_loop {
   bool stopping() const noexcept { return stop_.load(std::memory_order_relaxed); }
 
   time_point next_deadline() const noexcept {
-    return heap_.empty() ? time_point::max() : heap_.top().deadline;
+    return heap_.empty() ? time_point::max() : heap_.top_deadline();
   }
 
   errc wait_for_events(time_point deadline) noexcept {
@@ -1591,45 +1663,42 @@ class event_loop {
     timer& t = timers_[i];
     t.period = period;
     t.cb = static_cast<callback&&>(cb);
-    heap_.push({deadline, next_sequence_++, i});
+    heap_.push(i, deadline, next_sequence_++);
     return timer_id(i, timers_.generation(i));
   }
 
   std::size_t fire_timers() noexcept {
     std::size_t ran = 0;
     while (!heap_.empty() && !stopping()) {
-      const auto top = heap_.top();
       // Only timers armed before this iteration began: one armed by a callback, even with zero
       // delay, waits for the next iteration, so a self-rearming timer cannot starve I/O.
-      if (top.deadline > now_ || top.sequence >= arm_limit_) break;
+      const time_point deadline = heap_.top_deadline();
+      if (deadline > now_ || heap_.top_sequence() >= arm_limit_) break;
+      const std::uint32_t i = heap_.top_node();
       heap_.pop();
-      const std::uint32_t i = top.node;
       timer& t = timers_[i];
       ++ran;
-      if (t.period == duration::zero()) {
-        callback cb = static_cast<callback&&>(t.cb);
-        timers_.invalidate(i);
-        timers_.recycle(i);
-        cb();
-        continue;
-      }
+      // The callback runs in place. A one-shot timer's id is stale before it runs (it has
+      // fired); the slot is recycled only after it returns, so arming inside cannot reuse it.
+      const bool periodic = t.period != duration::zero();
       const std::uint32_t gen = timers_.generation(i);
+      if (!periodic) timers_.invalidate(i);
       firing_timer_ = i;
       t.cb();
       firing_timer_ = none;
-      if (!timers_.live(i, gen)) {  // cancelled by its own callback
+      if (!periodic || !timers_.live(i, gen)) {  // fired once, or cancelled by its own callback
         t.cb = nullptr;
         timers_.recycle(i);
         continue;
       }
       // Firing n is due at start + n * period. Behind by more than a period: skip to the first
       // multiple after now rather than delivering a burst.
-      time_point next = detail::add_saturating(top.deadline, t.period);
+      time_point next = detail::add_saturating(deadline, t.period);
       if (next <= now_) {
-        const auto behind = (now_ - top.deadline) / t.period;  // whole periods elapsed
-        next = detail::add_saturating(top.deadline, t.period * (behind + 1));
+        const auto behind = (now_ - deadline) / t.period;  // whole periods elapsed
+        next = detail::add_saturating(deadline, t.period * (behind + 1));
       }
-      heap_.push({next, next_sequence_++, i});
+      heap_.push(i, next, next_sequence_++);
     }
     return ran;
   }
@@ -1650,7 +1719,6 @@ class event_loop {
   std::size_t run_signals() noexcept {
     std::size_t ran = 0;
 #if TINYLOOP_HOSTED
-    if (!signal_pending_.load(std::memory_order_relaxed)) return 0;
     // acquire: pairs with signal_arrived()'s release, making the per-signal flags visible.
     if (!signal_pending_.exchange(false, std::memory_order_acquire)) return 0;
     for (std::size_t i = 0; i < signal_count_; ++i) {
@@ -1679,7 +1747,6 @@ class event_loop {
   }
 
   std::size_t run_hooks() noexcept {
-    if (!hooks_pending_.load(std::memory_order_relaxed)) return 0;
     hooks_pending_.exchange(false, std::memory_order_acquire);
     std::size_t ran = 0;
     for (async_hook* h = hooks_; h != nullptr;) {
