@@ -17,6 +17,9 @@ using namespace std::chrono_literals;
 struct small_timers : tinyloop::default_config {
   static constexpr std::size_t max_timers = 4;
 };
+struct many_timers : tinyloop::default_config {
+  static constexpr std::size_t max_timers = 64;
+};
 
 template <class F>
 class timers : public tltest::port_test<F> {};
@@ -36,10 +39,7 @@ TYPED_TEST_P(timers, order) {
 }
 
 TYPED_TEST_P(timers, order_many_pseudo_random) {
-  struct cfg : tinyloop::default_config {
-    static constexpr std::size_t max_timers = 64;
-  };
-  tltest::loop_for<TypeParam, cfg> loop;
+  tltest::loop_for<TypeParam, many_timers> loop;
   std::vector<std::pair<int, int>> fired;  // (delay in ticks, arm index)
   std::uint32_t seed = 12345;
   for (int i = 0; i < 64; ++i) {
@@ -209,7 +209,9 @@ TYPED_TEST_P(timers, every_first_fires_one_period_after_arming) {
   id = r.value();
   EXPECT_EQ(loop.run(), errc::ok);
   EXPECT_GE(first - start, p);
-  if (TypeParam::virtual_time) EXPECT_EQ(first - start, p);
+  if (TypeParam::virtual_time) {
+    EXPECT_EQ(first - start, p);
+  }
 }
 
 TYPED_TEST_P(timers, every_is_drift_free) {
@@ -224,7 +226,9 @@ TYPED_TEST_P(timers, every_is_drift_free) {
   auto r = loop.every(p, [&at, l, &id, start] {
     at.push_back(l->now() - start);
     TypeParam::pass_time(3ms);  // each callback takes a while: must not push the next one back
-    if (at.size() == 8) EXPECT_EQ(l->cancel(id), errc::ok);
+    if (at.size() == 8) {
+      EXPECT_EQ(l->cancel(id), errc::ok);
+    }
   });
   ASSERT_TRUE(r);
   id = r.value();
@@ -249,7 +253,9 @@ TYPED_TEST_P(timers, every_skips_missed_periods) {
       TypeParam::pass_time(18 * TypeParam::tick);  // 4.5 periods behind
       stall_end = clock::now().time_since_epoch();
     }
-    if (at.size() == 5) EXPECT_EQ(l->cancel(id), errc::ok);
+    if (at.size() == 5) {
+      EXPECT_EQ(l->cancel(id), errc::ok);
+    }
   });
   ASSERT_TRUE(r);
   id = r.value();
@@ -266,7 +272,7 @@ TYPED_TEST_P(timers, every_skips_missed_periods) {
   if (TypeParam::virtual_time) {
     // stall ended at 5.5 periods; the schedule stays on the grid start + n*p
     const auto s = start.time_since_epoch();
-    EXPECT_EQ((at[4] - s) % p, typename loop_t::duration::zero());
+    EXPECT_EQ((at[4] - s) % p, loop_t::duration::zero());
     EXPECT_EQ(at[4] - at[3], p);
     EXPECT_GE(at[4] - s, 7 * p);
   }
@@ -454,7 +460,9 @@ TYPED_TEST_P(timers, cancel_periodic_inside_own_callback_stops_it) {
   int runs = 0;
   auto* l = &loop;
   auto r = loop.every(TypeParam::tick, [l, &self, &runs] {
-    if (++runs == 3) EXPECT_EQ(l->cancel(self), errc::ok);
+    if (++runs == 3) {
+      EXPECT_EQ(l->cancel(self), errc::ok);
+    }
   });
   ASSERT_TRUE(r);
   self = r.value();
@@ -475,7 +483,9 @@ TYPED_TEST_P(timers, cancel_periodic_from_other_callback) {
   EXPECT_EQ(loop.run(), errc::ok);
   EXPECT_GE(runs, 1);
   EXPECT_LE(runs, 3);
-  if (TypeParam::virtual_time) EXPECT_EQ(runs, 3);
+  if (TypeParam::virtual_time) {
+    EXPECT_EQ(runs, 3);
+  }
 }
 
 TYPED_TEST_P(timers, empty_callback_is_invalid_argument) {
@@ -565,8 +575,8 @@ REGISTER_TYPED_TEST_SUITE_P(timers, order, order_many_pseudo_random, equal_deadl
                             empty_callback_is_invalid_argument, full_is_rejected_and_nothing_disturbed,
                             full_then_cancel_makes_room, ids_are_distinct, timer_callback_destroyed_after_firing);
 
-}  // namespace timer_tests
-
 #if !defined(TLTEST_NO_INSTANTIATE)
-INSTANTIATE_TYPED_TEST_SUITE_P(port, timer_tests::timers, tltest::all_ports, tltest::port_name);
+INSTANTIATE_TYPED_TEST_SUITE_P(port, timers, tltest::all_ports, tltest::port_name);
 #endif
+
+}  // namespace timer_tests
