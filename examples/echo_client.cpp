@@ -193,7 +193,7 @@ struct peer {
   bool shut = false;      // shutdown(SHUT_WR) done
   bool eof = false;
   unsigned stalls = 0;    // stall: times send() would block
-  steady::time_point last_byte_at;
+  steady::time_point last_send_at;  // just before the latest send() call
   steady::time_point eof_at;
   std::size_t staged_offset = 0;
   std::size_t staged_length = 0;
@@ -284,6 +284,7 @@ void send_some(peer& p) {
       p.staged_offset = 0;
       pattern(p.seed, p.sent, p.staged, p.staged_length);
     }
+    p.last_send_at = steady::now();
     const ssize_t n = ::send(p.fd, p.staged + p.staged_offset, p.staged_length - p.staged_offset, MSG_NOSIGNAL);
     if (n > 0) {
       p.staged_offset += static_cast<std::size_t>(n);
@@ -324,7 +325,6 @@ void receive_some(peer& p) {
              static_cast<unsigned long long>(p.received + k), data[k], expected[k]);
       }
       p.received += got;
-      p.last_byte_at = steady::now();
       if (p.draining && p.received == p.sent) {
         p.draining = false;
         return;
@@ -449,8 +449,12 @@ int main(int argc, char** argv) {
   const double seconds = std::chrono::duration<double>(data_done - start).count();
   std::printf("echoed %llu bytes over %zu connections in %.3f s: %.1f MiB/s each way\n", data_bytes,
               g_peer_count - 1, seconds, seconds > 0 ? data_bytes / seconds / (1 << 20) : 0.0);
-  std::printf("%-16s closed by the server %.0f ms after its echo (idle timeout %llu ms)\n", idle.name,
-              1000 * std::chrono::duration<double>(idle.eof_at - idle.last_byte_at).count(), idle_ms);
+  // The server cannot have seen the idle connection's bytes before we started sending them, so
+  // an idle timeout that never fires early closes it no sooner than idle_ms after that.
+  const auto idle_for = std::chrono::duration_cast<std::chrono::milliseconds>(idle.eof_at - idle.last_send_at);
+  std::printf("%-16s closed by the server %lld ms after it sent its %llu bytes (idle timeout %llu ms)\n", idle.name,
+              static_cast<long long>(idle_for.count()), static_cast<unsigned long long>(idle_bytes), idle_ms);
+  if (idle_for < std::chrono::milliseconds(idle_ms)) fail("%s: the idle timeout closed the connection early", idle.name);
 
   stop_server();
   std::printf("ok\n");
