@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "board.hpp"
 #include "semihosting.hpp"
 
 extern "C" {
@@ -136,6 +137,10 @@ extern "C" [[noreturn]] void tinyloop_reset_handler() noexcept {
   for (volatile std::uint32_t* dst = &__bss_start; dst < &__bss_end;) {
     *dst++ = 0;
   }
+  // The clock runs from here on, so static constructors and the first clock::now() (an
+  // event_loop reads it before it opens its port) see real time. The port's open() calls
+  // init() again, which does nothing then.
+  tinyloop::boards::mps2_an385::init();
   for (auto** f = __preinit_array_start; f < __preinit_array_end; ++f) {
     (*f)();
   }

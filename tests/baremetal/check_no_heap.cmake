@@ -1,0 +1,36 @@
+# cmake -DNM=arm-none-eabi-nm -DIMAGE=<elf> -P check_no_heap.cmake
+# Fails if the image defines or references an allocator: malloc/free and friends (newlib's
+# reentrant _malloc_r etc. included) or any operator new / operator delete other than the
+# placement forms, which allocate nothing.
+foreach(var NM IMAGE)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "check_no_heap.cmake: -D${var}=... is required")
+  endif()
+endforeach()
+execute_process(COMMAND "${NM}" "${IMAGE}" OUTPUT_VARIABLE symbols RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${NM} ${IMAGE} failed (${rc})")
+endif()
+string(REPLACE "\n" ";" lines "${symbols}")
+set(found "")
+set(count 0)
+foreach(line IN LISTS lines)
+  if(line MATCHES "[ \t]([A-Za-z_0-9.]+)$")
+    set(name "${CMAKE_MATCH_1}")
+    math(EXPR count "${count} + 1")
+    # _Znw*/_Zna*: operator new/new[]; _Zdl*/_Zda*: operator delete/delete[] (Itanium mangling)
+    # Placement new/delete (_ZnwjPv, _ZdlPvS_, ...) allocate nothing and are allowed.
+    if(name MATCHES "^(_?_?(malloc|free|calloc|realloc|memalign|aligned_alloc|posix_memalign|sbrk)(_r)?|_Zn[wa].*|_Zd[la].*)$"
+       AND NOT name MATCHES "^(_Zn[wa][jm]Pv|_Zd[la]PvS_)$")
+      list(APPEND found "${line}")
+    endif()
+  endif()
+endforeach()
+if(count EQUAL 0)
+  message(FATAL_ERROR "${IMAGE}: nm listed no symbols; cannot check it")
+endif()
+if(found)
+  string(REPLACE ";" "\n  " found "${found}")
+  message(FATAL_ERROR "${IMAGE} contains heap allocation symbols:\n  ${found}")
+endif()
+message(STATUS "${IMAGE}: ${count} symbols, no malloc/free/operator new/operator delete")
