@@ -33,7 +33,7 @@ class loop {
 
   std::uint32_t arm(std::uint64_t delay_ns, timer_fn fn, void* ctx);  // returns the timer's slot
   void cancel(std::uint32_t slot);
-  std::size_t pending() const { return heap_.size(); }
+  std::size_t pending() const { return size_; }
 
   void wake();                     // any thread: one eventfd write, no coalescing
   void run_once(bool block = true);  // due timers, then one epoll_wait (0 when something ran)
@@ -41,33 +41,41 @@ class loop {
   static std::uint64_t clock_ns();
 
  private:
+  // A 4-ary min-heap whose entries carry their keys (no indirection while sifting); each timer
+  // slot records its heap position so cancel is O(log n).
   struct timer {
-    std::uint64_t deadline;
-    std::uint64_t seq;
     timer_fn fn;
     void* ctx;
     std::uint32_t heap_pos;
     std::uint32_t next_free;
   };
-  bool before(std::uint32_t a, std::uint32_t b) const {
-    const timer& x = timers_[a];
-    const timer& y = timers_[b];
-    return x.deadline < y.deadline || (x.deadline == y.deadline && x.seq < y.seq);
+  struct entry {
+    std::uint64_t deadline;
+    std::uint64_t seq;
+    std::uint32_t slot;
+  };
+  static bool before(const entry& a, const entry& b) {
+    return a.deadline < b.deadline || (a.deadline == b.deadline && a.seq < b.seq);
   }
-  void place(std::size_t pos, std::uint32_t slot) {
-    heap_[pos] = slot;
-    timers_[slot].heap_pos = static_cast<std::uint32_t>(pos);
+  void place(std::size_t pos, const entry& e) {
+    heap_[pos] = e;
+    timers_[e.slot].heap_pos = static_cast<std::uint32_t>(pos);
   }
-  void sift_up(std::size_t pos);
-  void sift_down(std::size_t pos);
+  void sift_up(std::size_t pos, entry e);
+  void sift_down(std::size_t pos, entry e);
   void remove_at(std::size_t pos);
+  void release(std::uint32_t slot) {
+    timers_[slot].next_free = free_;
+    free_ = slot;
+  }
 
   int ep_ = -1;
   int efd_ = -1;
   std::uint64_t now_ = 0;
   std::uint64_t seq_ = 0;
   std::vector<timer> timers_;
-  std::vector<std::uint32_t> heap_;
+  std::vector<entry> heap_;
+  std::size_t size_ = 0;
   std::uint32_t free_ = 0;
   epoll_event events_[64];
 };

@@ -8,8 +8,7 @@
 
 namespace bench::floor {
 
-loop::loop(std::size_t max_timers) : timers_(max_timers) {
-  heap_.reserve(max_timers);
+loop::loop(std::size_t max_timers) : timers_(max_timers), heap_(max_timers) {
   for (std::size_t i = 0; i < max_timers; ++i) timers_[i].next_free = static_cast<std::uint32_t>(i + 1);
   ep_ = epoll_create1(EPOLL_CLOEXEC);
   efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -41,59 +40,53 @@ void loop::add(io_watch& w, std::uint32_t epoll_events) {
 
 void loop::del(io_watch& w) { epoll_ctl(ep_, EPOLL_CTL_DEL, w.fd, nullptr); }
 
-void loop::sift_up(std::size_t pos) {
-  std::uint32_t slot = heap_[pos];
+void loop::sift_up(std::size_t pos, entry e) {
   while (pos > 0) {
-    std::size_t parent = (pos - 1) / 2;
-    if (!before(slot, heap_[parent])) break;
+    std::size_t parent = (pos - 1) / 4;
+    if (!before(e, heap_[parent])) break;
     place(pos, heap_[parent]);
     pos = parent;
   }
-  place(pos, slot);
+  place(pos, e);
 }
 
-void loop::sift_down(std::size_t pos) {
-  std::uint32_t slot = heap_[pos];
-  std::size_t n = heap_.size();
+void loop::sift_down(std::size_t pos, entry e) {
   for (;;) {
-    std::size_t child = 2 * pos + 1;
-    if (child >= n) break;
-    if (child + 1 < n && before(heap_[child + 1], heap_[child])) ++child;
-    if (!before(heap_[child], slot)) break;
-    place(pos, heap_[child]);
-    pos = child;
+    std::size_t first = 4 * pos + 1;
+    if (first >= size_) break;
+    std::size_t last = first + 4 < size_ ? first + 4 : size_;
+    std::size_t best = first;
+    for (std::size_t c = first + 1; c < last; ++c)
+      if (before(heap_[c], heap_[best])) best = c;
+    if (!before(heap_[best], e)) break;
+    place(pos, heap_[best]);
+    pos = best;
   }
-  place(pos, slot);
+  place(pos, e);
 }
 
 void loop::remove_at(std::size_t pos) {
-  std::uint32_t last = heap_.back();
-  heap_.pop_back();
-  if (pos < heap_.size()) {
-    place(pos, last);
-    sift_down(pos);
-    sift_up(timers_[last].heap_pos);
-  }
+  entry last = heap_[--size_];
+  if (pos == size_) return;
+  if (pos > 0 && before(last, heap_[(pos - 1) / 4]))
+    sift_up(pos, last);
+  else
+    sift_down(pos, last);
 }
 
 std::uint32_t loop::arm(std::uint64_t delay_ns, timer_fn fn, void* ctx) {
   std::uint32_t slot = free_;
   check(slot < timers_.size(), "floor: timers full");
   free_ = timers_[slot].next_free;
-  timer& t = timers_[slot];
-  t.deadline = now_ + delay_ns;
-  t.seq = seq_++;
-  t.fn = fn;
-  t.ctx = ctx;
-  heap_.push_back(slot);
-  sift_up(heap_.size() - 1);
+  timers_[slot].fn = fn;
+  timers_[slot].ctx = ctx;
+  sift_up(size_++, {now_ + delay_ns, seq_++, slot});
   return slot;
 }
 
 void loop::cancel(std::uint32_t slot) {
   remove_at(timers_[slot].heap_pos);
-  timers_[slot].next_free = free_;
-  free_ = slot;
+  release(slot);
 }
 
 void loop::wake() {
@@ -106,21 +99,19 @@ void loop::run_once(bool block) {
   now_ = clock_ns();
   std::uint64_t armed_before = seq_;
   bool ran = false;
-  while (!heap_.empty()) {
-    std::uint32_t top = heap_[0];
-    timer& t = timers_[top];
-    if (t.deadline > now_ || t.seq >= armed_before) break;
-    timer_fn fn = t.fn;
-    void* ctx = t.ctx;
-    cancel(top);
-    fn(ctx);
+  while (size_ != 0) {
+    const entry top = heap_[0];
+    if (top.deadline > now_ || top.seq >= armed_before) break;
+    remove_at(0);
+    release(top.slot);
+    timers_[top.slot].fn(timers_[top.slot].ctx);  // the slot is only reused by a later arm()
     ran = true;
   }
   int timeout = -1;
   if (ran || !block) {
     timeout = 0;
-  } else if (!heap_.empty()) {
-    std::uint64_t d = timers_[heap_[0]].deadline;
+  } else if (size_ != 0) {
+    std::uint64_t d = heap_[0].deadline;
     std::uint64_t wait_ns = d > now_ ? d - now_ : 0;
     timeout = static_cast<int>((wait_ns + 999999) / 1000000);  // round up: never wake before the deadline
   }
