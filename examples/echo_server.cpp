@@ -240,6 +240,7 @@ class echo_server {
       }
       const int fd = ::accept(listeners_[i], nullptr, nullptr);
       if (fd >= 0) {
+        accept_failing_ = false;
         start_connection(fd);
         continue;
       }
@@ -249,7 +250,9 @@ class echo_server {
       if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;
       // Out of descriptors or memory, or something unexpected. The connection stays queued, so
       // accepting again now would fail again (and spin on a level-triggered port): back off.
-      std::fprintf(stderr, "echo_server: accept: %s; pausing for 100 ms\n", std::strerror(e));
+      if (!accept_failing_)  // once per episode, not every 100 ms
+        std::fprintf(stderr, "echo_server: accept: %s; retrying every 100 ms\n", std::strerror(e));
+      accept_failing_ = true;
       pause_accepting();
       resume_accepting(100ms);
       return;
@@ -487,6 +490,7 @@ class echo_server {
   tinyloop::timer_id accept_timer_;
   bool accept_timer_armed_ = false;
   bool accept_paused_ = false;
+  bool accept_failing_ = false;
   bool shutting_down_ = false;
   connection* free_ = nullptr;
   std::size_t open_ = 0;
