@@ -669,7 +669,7 @@ class bounded_queue {
 //     errc open() noexcept;  void close() noexcept;  int last_errno() const noexcept;
 //     errc add(int fd, events, std::uint64_t token) noexcept;      (only when has_fds)
 //     errc modify(int fd, events, std::uint64_t token) noexcept;   (only when has_fds)
-//     errc remove(int fd) noexcept;                                (only when has_fds)
+//     errc remove(int fd, std::uint64_t token) noexcept;           (only when has_fds)
 //     template <class Sink> errc wait(typename clock::time_point deadline, Sink& sink) noexcept;
 //     void wake() noexcept;
 //   };
@@ -678,7 +678,8 @@ class bounded_queue {
 // sink(token, events) at most Config::events_per_wait times, with read/write masked by the interest
 // and error/hangup always. The port consumes its own wake channel. The loop calls wake() at most
 // once per sleep, so ports need not coalesce wakes. Policy (ordering, deferred removal, budgets,
-// stale tokens) lives in event_loop, not here.
+// stale tokens) lives in event_loop, not here. add() of an fd that is already registered must give
+// errc::already_exists (epoll's kernel says EEXIST; ports that keep their own table check it).
 
 namespace detail {
 
@@ -764,7 +765,7 @@ struct epoll_port {
     errc modify(int fd, events interest, std::uint64_t token) noexcept {
       return control(EPOLL_CTL_MOD, fd, interest, token);
     }
-    errc remove(int fd) noexcept {
+    errc remove(int fd, std::uint64_t) noexcept {
       epoll_event ev{};  // non-null for kernels before 2.6.9
       if (::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, &ev) == 0) return errc::ok;
       // The user may have closed the fd already, which removed it from the epoll set.
@@ -837,9 +838,580 @@ struct epoll_port {
 };
 #endif  // TINYLOOP_HAS_EPOLL
 
-// kqueue_port: see below (lands with the ports work)
-//@@KQUEUE@@
-//@@POLL@@
+#if TINYLOOP_HAS_KQUEUE
+// ---- kqueue_port: BSD/macOS kqueue, EV_CLEAR (edge) filters, EVFILT_USER wake -------------------
+//
+// One knote per direction: EVFILT_READ and EVFILT_WRITE are registered separately, each with
+// EV_CLEAR so that a report is an edge (the contract's style; epoll_port uses EPOLLET likewise).
+// udata carries the token where a pointer holds 64 bits; on 32-bit targets it carries the slot
+// index alone. Either way the index finds this port's table entry, whose fd must equal the event's
+// ident and whose token is handed to the sink, so the two layouts share one code path.
+//
+// Error and hangup are reported whatever the interest, so a source always keeps at least one
+// filter in the kernel: pausing (interest none) leaves the filters as they were and masks their
+// readiness here, and a paused source without filters keeps a read filter for EV_EOF. The
+// direction a resume names is registered again (EV_ADD re-evaluates the filter), because readiness
+// that arrived while paused was masked and would otherwise never be reported.
+//
+// Every change carries EV_RECEIPT, so the kernel answers each one with an EV_ERROR entry whose
+// data is 0 or that change's errno, and a failed change cannot be mistaken for another's result.
+//
+// Signals are not taken through EVFILT_SIGNAL: the loop installs its own handler on every hosted
+// port (a knote alone does not stop the default action from killing the process), and the handler
+// wakes this port like any other producer.
+struct kqueue_port {
+  using clock = std::chrono::steady_clock;
+  static constexpr bool has_fds = true;
+  static constexpr bool has_signals = true;
+  static constexpr bool interrupt_safe_wake = false;
+
+  template <class Config>
+  class backend {
+    static constexpr std::size_t capacity = Config::max_sources;
+    static constexpr std::uint8_t read_filter = 1;
+    static constexpr std::uint8_t write_filter = 2;
+
+   public:
+    backend() noexcept = default;
+    backend(const backend&) = delete;
+    backend& operator=(const backend&) = delete;
+
+    errc open() noexcept {
+      kq_ = ::kqueue();
+      if (kq_ < 0) return fail();
+      // fork() children do not inherit a kqueue, but exec() would keep the descriptor open.
+      if (::fcntl(kq_, F_SETFD, FD_CLOEXEC) != 0) return fail();
+      struct kevent change = make_change(0, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0);
+      if (!apply(&change, 1)) return fail();
+      if (change.data != 0) {
+        errno_ = static_cast<int>(change.data);
+        return errc::os_error;
+      }
+      return errc::ok;
+    }
+
+    void close() noexcept {
+      if (kq_ >= 0) ::close(kq_);  // drops every knote; the users' fds stay open
+      kq_ = -1;
+    }
+
+    int last_errno() const noexcept { return errno_; }
+
+    errc add(int fd, events interest, std::uint64_t token) noexcept {
+      const auto index = static_cast<std::uint32_t>(token);
+      if (fd < 0 || index >= capacity) return errc::invalid_argument;
+      registration& r = table_[index];
+      if (r.fd >= 0) return errc::already_exists;
+      // EV_ADD on an fd that already has knotes would silently take them over: refuse it here.
+      for (const registration& other : table_)
+        if (other.fd == fd) return errc::already_exists;
+      r.fd = fd;
+      r.token = token;
+      r.interest = interest;
+      r.filters = 0;
+      const errc e = sync(r, interest, events::none);
+      if (e != errc::ok) {
+        const int saved = errno_;
+        unregister(r);  // a half-made registration (the write filter failed, say) is undone
+        errno_ = saved;
+      }
+      return e;
+    }
+
+    errc modify(int fd, events interest, std::uint64_t token) noexcept {
+      registration* r = find(fd, token);
+      if (r == nullptr) return errc::not_found;
+      const events before = r->interest;
+      r->token = token;
+      r->interest = interest;
+      return sync(*r, interest, before);
+    }
+
+    errc remove(int fd, std::uint64_t token) noexcept {
+      registration* r = find(fd, token);
+      return r != nullptr ? unregister(*r) : errc::ok;
+    }
+
+    template <class Sink>
+    errc wait(clock::time_point deadline, Sink& sink) noexcept {
+      for (;;) {
+        timespec ts{};
+        // A registration answered with EPIPE has a report waiting: do not block before giving it.
+        const timespec* timeout = pending_ != 0 ? &ts : to_timeout(deadline, ts);
+        const int n = ::kevent(kq_, nullptr, 0, fetched_, static_cast<int>(Config::events_per_wait), timeout);
+        if (n < 0) {
+          if (errno == EINTR) continue;  // to_timeout() recomputes the time that is left
+          return fail();
+        }
+        bool woken = false;
+        std::size_t touched = 0;
+        for (int i = 0; i < n; ++i) {
+          const struct kevent& k = fetched_[i];
+          if (k.filter == static_cast<decltype(k.filter)>(EVFILT_USER)) {
+            woken = true;  // EV_CLEAR: retrieving it consumed the trigger
+            continue;
+          }
+          const auto index = static_cast<std::uint32_t>(from_udata(k.udata));
+          if (index >= capacity) continue;
+          registration& r = table_[index];
+          if (r.fd < 0 || static_cast<std::uintptr_t>(r.fd) != k.ident) continue;  // not ours (any more)
+          note(r, index, translate(k, r.interest), touched);
+        }
+        if (pending_ != 0) {
+          for (std::uint32_t index = 0; index < capacity && touched < Config::events_per_wait; ++index) {
+            registration& r = table_[index];
+            if (!any(r.pending)) continue;
+            note(r, index, r.pending, touched);
+            r.pending = events::none;
+            --pending_;
+          }
+        }
+        for (std::size_t i = 0; i < touched; ++i) {
+          registration& r = table_[touched_[i]];
+          const events ev = r.ready;
+          r.ready = events::none;
+          sink(r.token, ev);
+        }
+        if (touched != 0 || woken || n == 0 || deadline == clock::time_point::min()) return errc::ok;
+        // Only readiness a paused source masks: nothing for the loop, so wait out the rest.
+      }
+    }
+
+    // One kevent(2) call that cannot block (no event list). Not in POSIX's async-signal-safe list,
+    // as no kqueue call is, but it is a plain system call that takes no user-space lock.
+    void wake() noexcept {
+      const int saved = errno;  // may run in a signal handler: the interrupted code's errno stays
+      struct kevent change = make_change(0, EVFILT_USER, 0, NOTE_TRIGGER, 0);
+      int r;
+      do r = ::kevent(kq_, &change, 1, nullptr, 0, nullptr);
+      while (r < 0 && errno == EINTR);
+      errno = saved;
+    }
+
+   private:
+    struct registration {
+      int fd = -1;  // -1: the slot has no registration
+      events interest = events::none;
+      std::uint8_t filters = 0;        // read_filter | write_filter, as registered in the kernel
+      events pending = events::none;   // to report at the next wait (EPIPE at registration)
+      events ready = events::none;     // merged reports of the wait in progress
+      std::uint64_t token = 0;
+    };
+
+    // udata is void* on FreeBSD, macOS, OpenBSD and NetBSD 10, intptr_t on older NetBSD.
+    static void set_udata(void*& field, std::uintptr_t v) noexcept { field = reinterpret_cast<void*>(v); }
+    static void set_udata(std::intptr_t& field, std::uintptr_t v) noexcept { field = static_cast<std::intptr_t>(v); }
+    static std::uintptr_t from_udata(void* v) noexcept { return reinterpret_cast<std::uintptr_t>(v); }
+    static std::uintptr_t from_udata(std::intptr_t v) noexcept { return static_cast<std::uintptr_t>(v); }
+
+    // Not EV_SET: its definition differs between systems (FreeBSD also clears ext[]); value
+    // initialisation zeroes every field whatever the layout, and the casts fit NetBSD's unsigned
+    // filter and flags.
+    static struct kevent make_change(int ident, int filter, unsigned flags, unsigned fflags,
+                                     std::uint64_t token) noexcept {
+      struct kevent k {};
+      k.ident = static_cast<std::uintptr_t>(ident);
+      k.filter = static_cast<decltype(k.filter)>(filter);
+      k.flags = static_cast<decltype(k.flags)>(flags);
+      k.fflags = static_cast<decltype(k.fflags)>(fflags);
+      set_udata(k.udata, sizeof(void*) >= sizeof(std::uint64_t) ? static_cast<std::uintptr_t>(token)
+                                                                 : static_cast<std::uint32_t>(token));
+      return k;
+    }
+
+    static events translate(const struct kevent& k, events interest) noexcept {
+      if ((k.flags & EV_ERROR) != 0) return events::error;  // data holds the errno
+      events ev = events::none;
+      const bool reading = k.filter == static_cast<decltype(k.filter)>(EVFILT_READ);
+      ev |= reading ? events::read : events::write;
+      ev &= interest;
+      if ((k.flags & EV_EOF) != 0) {
+        ev |= events::hangup;
+        // fflags holds a socket's pending error. On the write side, EOF means the reader is gone and
+        // a write would fail with EPIPE: an error too, as poll(2) and epoll say POLLERR for it.
+        if (k.fflags != 0 || !reading) ev |= events::error;
+      }
+      return ev;
+    }
+
+    void note(registration& r, std::uint32_t index, events ev, std::size_t& touched) noexcept {
+      if (!any(ev)) return;
+      // The read and write knotes of one fd come as two events: merged into one report.
+      if (!any(r.ready)) touched_[touched++] = index;
+      r.ready |= ev;
+    }
+
+    registration* find(int fd, std::uint64_t token) noexcept {
+      const auto index = static_cast<std::uint32_t>(token);
+      if (index >= capacity || table_[index].fd != fd || fd < 0) return nullptr;
+      return &table_[index];
+    }
+
+    // Brings r's knotes in line with `interest`. `before` is the previous interest: a direction
+    // it lacked and `interest` has is registered again so the kernel re-evaluates it.
+    errc sync(registration& r, events interest, events before) noexcept {
+      std::uint8_t want = 0;
+      if (any(interest & events::read)) want |= read_filter;
+      if (any(interest & events::write)) want |= write_filter;
+      if (want == 0) want = r.filters != 0 ? r.filters : read_filter;  // paused: keep EOF reports
+      std::uint8_t refresh = 0;
+      if (any(interest & events::read) && !any(before & events::read)) refresh |= read_filter;
+      if (any(interest & events::write) && !any(before & events::write)) refresh |= write_filter;
+
+      struct kevent changes[2];
+      std::uint8_t which[2];
+      int n = 0;
+      for (int i = 0; i < 2; ++i) {
+        const std::uint8_t f = i == 0 ? read_filter : write_filter;
+        const int filter = i == 0 ? EVFILT_READ : EVFILT_WRITE;
+        if ((want & f) != 0 && ((refresh & f) != 0 || (r.filters & f) == 0))
+          changes[n] = make_change(r.fd, filter, EV_ADD | EV_CLEAR, 0, r.token);
+        else if ((want & f) == 0 && (r.filters & f) != 0)
+          changes[n] = make_change(r.fd, filter, EV_DELETE, 0, 0);
+        else
+          continue;
+        which[n++] = f;
+      }
+      if (n == 0) return errc::ok;
+      if (!apply(changes, n)) return fail();
+      errc result = errc::ok;
+      for (int i = 0; i < n; ++i) {
+        const int err = static_cast<int>(changes[i].data);
+        const std::uint8_t f = which[i];
+        if ((changes[i].flags & EV_DELETE) != 0) {
+          r.filters = static_cast<std::uint8_t>(r.filters & ~f);  // gone whatever the answer
+          if (err == 0 || err == ENOENT || err == EBADF) continue;
+        } else if (err == 0) {
+          r.filters |= f;
+          continue;
+        } else if (err == EPIPE && f == write_filter) {
+          // FreeBSD refuses a write filter on a pipe whose reader is gone. That is a report, not a
+          // failure: the source exists and hears about it at the next wait.
+          if (!any(r.pending)) ++pending_;
+          r.pending |= events::error | events::hangup;
+          continue;
+        }
+        if (result == errc::ok) {
+          errno_ = err;
+          result = detail::errno_to_errc(err);
+        }
+      }
+      return result;
+    }
+
+    errc unregister(registration& r) noexcept {
+      struct kevent changes[2];
+      int n = 0;
+      if ((r.filters & read_filter) != 0) changes[n++] = make_change(r.fd, EVFILT_READ, EV_DELETE, 0, 0);
+      if ((r.filters & write_filter) != 0) changes[n++] = make_change(r.fd, EVFILT_WRITE, EV_DELETE, 0, 0);
+      if (any(r.pending)) --pending_;
+      r = registration{};
+      if (n == 0) return errc::ok;
+      if (!apply(changes, n)) return fail();
+      for (int i = 0; i < n; ++i) {
+        const int err = static_cast<int>(changes[i].data);
+        // The user may have closed the fd already, which dropped its knotes.
+        if (err != 0 && err != ENOENT && err != EBADF) {
+          errno_ = err;
+          return errc::os_error;
+        }
+      }
+      return errc::ok;
+    }
+
+    // Applies changes[0..n) (n <= 2). On return, changes[i].data is 0 or the errno of change i.
+    // False, with errno set, when the call itself failed.
+    bool apply(struct kevent* changes, int n) noexcept {
+#if defined(EV_RECEIPT)
+      struct kevent receipts[2];
+      for (int i = 0; i < n; ++i) changes[i].flags |= EV_RECEIPT;
+      // With EV_RECEIPT on every change, the kernel returns after the changes without collecting
+      // events; the zero timeout only guards against a kernel that does not.
+      const timespec zero{};
+      int got;
+      do got = ::kevent(kq_, changes, n, receipts, n, &zero);
+      while (got < 0 && errno == EINTR);  // changes are applied before EINTR; redoing them is safe
+      if (got < 0) return false;
+      for (int i = 0; i < n; ++i) {
+        // Receipts come back in change order, one per change.
+        const bool answered = i < got && (receipts[i].flags & EV_ERROR) != 0;
+        changes[i].data = answered ? receipts[i].data : 0;
+      }
+#else
+      for (int i = 0; i < n; ++i) {
+        int r;
+        do r = ::kevent(kq_, &changes[i], 1, nullptr, 0, nullptr);
+        while (r < 0 && errno == EINTR);
+        changes[i].data = r < 0 ? errno : 0;
+      }
+#endif
+      return true;
+    }
+
+    // Rounded up to whole nanoseconds, so the wait never ends before the deadline. Capped at a day,
+    // which every kernel accepts; the loop simply waits again.
+    static const timespec* to_timeout(clock::time_point deadline, timespec& ts) noexcept {
+      ts.tv_sec = 0;
+      ts.tv_nsec = 0;
+      if (deadline == clock::time_point::max()) return nullptr;
+      const auto now = clock::now();
+      if (deadline <= now) return &ts;
+      const std::chrono::nanoseconds cap = std::chrono::hours(24);
+      std::chrono::nanoseconds left = detail::ceil_saturating<std::chrono::nanoseconds>(deadline - now);
+      if (left > cap) left = cap;
+      ts.tv_sec = static_cast<decltype(ts.tv_sec)>(left.count() / 1000000000);
+      ts.tv_nsec = static_cast<decltype(ts.tv_nsec)>(left.count() % 1000000000);
+      return &ts;
+    }
+
+    errc fail() noexcept {
+      errno_ = errno;
+      return errc::os_error;
+    }
+
+    int kq_ = -1;
+    int errno_ = 0;
+    std::size_t pending_ = 0;  // registrations with a pending report
+    registration table_[capacity];
+    struct kevent fetched_[Config::events_per_wait];
+    std::uint32_t touched_[Config::events_per_wait];
+  };
+};
+#endif  // TINYLOOP_HAS_KQUEUE
+
+#if TINYLOOP_HAS_POLL
+// ---- poll_port: POSIX poll(2), level-triggered, eventfd or pipe wake ----------------------------
+//
+// For POSIX systems with neither epoll nor kqueue. poll(2) keeps no state in the kernel, so the
+// port keeps it: a dense pollfd array, entry 0 being the wake channel, that every wait hands to the
+// kernel whole (a wait costs O(registered fds); that is poll's price, see bench/). Removal moves
+// the last entry into the hole; position_ maps the loop's slot index (the token's low 32 bits) to
+// the entry, so modify() and remove() are O(1); add() scans for a duplicate fd.
+//
+// poll(2) is level-triggered: a ready fd is reported on every wait until its handler drains it,
+// which the edge-style contract allows. Two conditions would be reported on every wait with nothing
+// a handler can do about them, so they are reported once and the entry is parked (its pollfd.fd
+// set to -1, which poll(2) skips) until modify() re-arms it:
+//   - POLLNVAL: the user closed the fd without remove(). Its number may be reused by an unrelated
+//     file, whose readiness must not reach this source.
+//   - error or hangup on a paused source (interest none): poll(2) always reports POLLERR/POLLHUP,
+//     and a paused source has no handler that would act on them.
+struct poll_port {
+  using clock = std::chrono::steady_clock;
+  static constexpr bool has_fds = true;
+  static constexpr bool has_signals = true;
+  static constexpr bool interrupt_safe_wake = false;
+
+  template <class Config>
+  class backend {
+    static constexpr std::size_t capacity = Config::max_sources;
+    static constexpr std::uint32_t absent = 0;  // position 0 is the wake channel, never a source
+
+   public:
+    backend() noexcept = default;
+    backend(const backend&) = delete;
+    backend& operator=(const backend&) = delete;
+
+    errc open() noexcept {
+#if defined(__linux__) && !defined(TINYLOOP_POLL_PIPE_WAKE)
+      // An eventfd is both ends of the channel, and its counter never fills up.
+      wake_read_ = wake_write_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (wake_read_ < 0) return fail();
+#else
+      int ends[2];
+      if (::pipe(ends) != 0) return fail();
+      wake_read_ = ends[0];
+      wake_write_ = ends[1];
+      // Non-blocking: wake() must never block (a full pipe already means "wake up"), and the drain
+      // reads until EAGAIN. (pipe2() would set both atomically, but macOS lacks it.)
+      for (const int fd : ends) {
+        const int flags = ::fcntl(fd, F_GETFL);
+        if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return fail();
+        if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) return fail();
+      }
+#endif
+      pfds_[0].fd = wake_read_;
+      pfds_[0].events = POLLIN;
+      pfds_[0].revents = 0;
+      count_ = 0;
+      return errc::ok;
+    }
+
+    void close() noexcept {
+      if (wake_write_ >= 0 && wake_write_ != wake_read_) ::close(wake_write_);
+      if (wake_read_ >= 0) ::close(wake_read_);
+      wake_read_ = wake_write_ = -1;
+      count_ = 0;
+    }
+
+    int last_errno() const noexcept { return errno_; }
+
+    errc add(int fd, events interest, std::uint64_t token) noexcept {
+      const auto index = static_cast<std::uint32_t>(token);
+      if (fd < 0 || index >= capacity) return errc::invalid_argument;
+      if (position_[index] != absent) return errc::already_exists;
+      // poll(2) keeps no registrations, so a second one for the same fd would go unnoticed.
+      for (std::size_t pos = 1; pos <= count_; ++pos)
+        if (entries_[pos].fd == fd) return errc::already_exists;
+      // poll(2) would take a bad fd and say POLLNVAL later; say it now, as epoll and kqueue do.
+      if (::fcntl(fd, F_GETFD) == -1) {
+        errno_ = errno;
+        return errc::invalid_argument;
+      }
+      if (count_ == capacity) return errc::full;  // unreachable while each slot has one entry
+      const std::size_t pos = ++count_;
+      pfds_[pos].fd = fd;
+      pfds_[pos].events = requested(interest);
+      pfds_[pos].revents = 0;
+      entries_[pos] = {token, fd, interest};
+      position_[index] = static_cast<std::uint32_t>(pos);
+      return errc::ok;
+    }
+
+    errc modify(int fd, events interest, std::uint64_t token) noexcept {
+      const std::size_t pos = find(fd, token);
+      if (pos == absent) return errc::not_found;
+      entries_[pos].token = token;
+      entries_[pos].interest = interest;
+      pfds_[pos].fd = fd;  // un-parks: the new interest gets a fresh report of what is pending
+      pfds_[pos].events = requested(interest);
+      pfds_[pos].revents = 0;
+      return errc::ok;
+    }
+
+    errc remove(int fd, std::uint64_t token) noexcept {
+      const std::size_t pos = find(fd, token);
+      if (pos != absent) erase(pos);
+      return errc::ok;
+    }
+
+    template <class Sink>
+    errc wait(clock::time_point deadline, Sink& sink) noexcept {
+      const auto nfds = static_cast<nfds_t>(count_ + 1);
+      int ready;
+      do {
+        // Recomputed on every pass, so an EINTR retry waits only for the time that is left; rounded
+        // up to whole milliseconds, so the wait never ends before the deadline.
+        ready = ::poll(pfds_, nfds, detail::timeout_ms<clock>(deadline));
+      } while (ready < 0 && errno == EINTR);
+      if (ready < 0) return fail();
+      if (ready > 0 && pfds_[0].revents != 0) {
+        pfds_[0].revents = 0;
+        drain_wake();
+        --ready;
+      }
+      // Starts where the previous scan stopped: when more fds are ready than the loop takes per
+      // wait, the ones left out come first next time (being level-triggered, they are still ready).
+      std::size_t reported = 0;
+      for (std::size_t n = 0; n < count_ && ready > 0 && reported < Config::events_per_wait; ++n) {
+        if (next_ >= count_) next_ = 0;
+        const std::size_t pos = 1 + next_++;
+        pollfd& p = pfds_[pos];
+        if (p.revents == 0) continue;
+        --ready;
+        const entry& e = entries_[pos];
+        const events ev = translate(p.revents, e.interest);
+        const bool paused = !any(e.interest & (events::read | events::write));
+        if ((p.revents & POLLNVAL) != 0 || (paused && any(ev))) p.fd = -1;  // parked, see above
+        p.revents = 0;
+        if (!any(ev)) continue;
+        sink(e.token, ev);
+        ++reported;
+      }
+      return errc::ok;
+    }
+
+    // Async-signal-safe: one write(2). EAGAIN means a wake is already pending, as good as ours.
+    void wake() noexcept {
+      const int saved = errno;  // may run in a signal handler: the interrupted code's errno stays
+#if defined(__linux__) && !defined(TINYLOOP_POLL_PIPE_WAKE)
+      const std::uint64_t one = 1;
+#else
+      const unsigned char one = 1;
+#endif
+      ssize_t r;
+      do r = ::write(wake_write_, &one, sizeof one);
+      while (r < 0 && errno == EINTR);
+      errno = saved;
+    }
+
+   private:
+    struct entry {
+      std::uint64_t token;
+      int fd;  // also kept here: pollfd.fd is -1 while parked
+      events interest;
+    };
+
+    static short requested(events interest) noexcept {
+      int mask = 0;
+      if (any(interest & events::read)) mask |= POLLIN;
+      if (any(interest & events::write)) mask |= POLLOUT;
+#if defined(POLLRDHUP)
+      // The peer shut down its writing side. Reported as hangup, as kqueue's EV_EOF on the read
+      // filter is; not asked for when only write is wanted, where it would repeat on every wait.
+      if (!any(interest & events::write) || any(interest & events::read)) mask |= POLLRDHUP;
+#endif
+      return static_cast<short>(mask);
+    }
+
+    static events translate(short revents, events interest) noexcept {
+      events ev = events::none;
+      if ((revents & POLLIN) != 0) ev |= events::read;
+      if ((revents & POLLOUT) != 0) ev |= events::write;
+      ev &= interest;
+      if ((revents & (POLLERR | POLLNVAL)) != 0) ev |= events::error;
+      if ((revents & POLLHUP) != 0) ev |= events::hangup;
+#if defined(POLLRDHUP)
+      if ((revents & POLLRDHUP) != 0) ev |= events::hangup;
+#endif
+      return ev;
+    }
+
+    std::size_t find(int fd, std::uint64_t token) const noexcept {
+      const auto index = static_cast<std::uint32_t>(token);
+      if (index >= capacity) return absent;
+      const std::size_t pos = position_[index];
+      return pos != absent && entries_[pos].fd == fd ? pos : absent;
+    }
+
+    void erase(std::size_t pos) noexcept {
+      position_[static_cast<std::uint32_t>(entries_[pos].token)] = absent;
+      if (pos != count_) {
+        pfds_[pos] = pfds_[count_];
+        entries_[pos] = entries_[count_];
+        position_[static_cast<std::uint32_t>(entries_[pos].token)] = static_cast<std::uint32_t>(pos);
+      }
+      --count_;
+    }
+
+    void drain_wake() noexcept {
+      // Reads everything written so far; a wake() that lands after this stays in the channel and
+      // ends the next wait, so none is lost.
+      unsigned char buf[64];  // an eventfd read needs 8 bytes and takes the whole counter
+      for (;;) {
+        const ssize_t r = ::read(wake_read_, buf, sizeof buf);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < static_cast<ssize_t>(sizeof buf)) return;
+      }
+    }
+
+    errc fail() noexcept {
+      errno_ = errno;
+      return errc::os_error;
+    }
+
+    int wake_read_ = -1;
+    int wake_write_ = -1;
+    int errno_ = 0;
+    std::size_t count_ = 0;  // registered fds, in pfds_[1..count_]
+    std::size_t next_ = 0;   // where the next scan starts, relative to pfds_[1]
+    pollfd pfds_[capacity + 1];
+    entry entries_[capacity + 1];  // parallel to pfds_; [0] unused
+    std::uint32_t position_[capacity] = {};  // slot index -> position in pfds_, or absent
+  };
+};
+#endif  // TINYLOOP_HAS_POLL
+
 
 // ---- sim_port: virtual time and scripted readiness, for deterministic tests -------------------
 //
@@ -898,7 +1470,7 @@ struct sim_port {
       registrations_[i].token = token;
       return errc::ok;
     }
-    errc remove(int channel) noexcept {
+    errc remove(int channel, std::uint64_t) noexcept {
       const std::size_t i = find(channel);
       if (i == npos) return errc::ok;
       registrations_[i] = registrations_[--count_];
@@ -915,6 +1487,7 @@ struct sim_port {
 
     template <class Sink>
     errc wait(clock::time_point deadline, Sink& sink) noexcept {
+      stalled_ = false;
       std::size_t reported = 0;
       for (std::size_t i = 0; i < count_ && reported < Config::events_per_wait; ++i) {
         registration& r = registrations_[i];
@@ -927,17 +1500,15 @@ struct sim_port {
       // acq_rel: a wake() from another thread published work before setting the flag.
       if (reported != 0 || woken_.exchange(false, std::memory_order_acq_rel)) return errc::ok;
       if (deadline == clock::time_point::min()) return errc::ok;
-      if (deadline == clock::time_point::max()) {
-#if TINYLOOP_HOSTED
-        std::this_thread::yield();  // only another thread can end this wait; let it run
-#endif
-        return errc::ok;
-      }
-      clock::advance_to(deadline);
+      // No deadline and nothing scripted: only the test can make something happen, and it is
+      // not running while we are. Say so, rather than spin, so run() and run_once() return.
+      stalled_ = deadline == clock::time_point::max();
+      if (!stalled_) clock::advance_to(deadline);
       return errc::ok;
     }
 
     void wake() noexcept { woken_.store(true, std::memory_order_release); }
+    bool stalled() const noexcept { return stalled_; }
 
    private:
     static constexpr std::size_t npos = ~std::size_t{0};
@@ -956,6 +1527,7 @@ struct sim_port {
     std::size_t count_ = 0;
     events ready_[max_channels] = {};
     std::atomic<bool> woken_{false};
+    bool stalled_ = false;
   };
 };
 
@@ -991,6 +1563,8 @@ struct baremetal_port {
 
     errc add(int device, events interest, std::uint64_t token) noexcept {
       if (device < 0) return errc::invalid_argument;
+      for (std::size_t i = 0; i < count_; ++i)
+        if (devices_[i].device == device) return errc::already_exists;
       if (count_ == Config::max_sources) return errc::full;
       devices_[count_++] = {device, interest, token};
       return errc::ok;
@@ -1005,7 +1579,7 @@ struct baremetal_port {
       }
       return errc::not_found;
     }
-    errc remove(int device) noexcept {
+    errc remove(int device, std::uint64_t) noexcept {
       for (std::size_t i = 0; i < count_; ++i) {
         if (devices_[i].device == device) {
           devices_[i] = devices_[--count_];
@@ -1098,7 +1672,14 @@ template <class B>
 struct has_fd_backend<
     B, std::void_t<decltype(errc{std::declval<B&>().add(0, events::read, std::uint64_t{})}),
                    decltype(errc{std::declval<B&>().modify(0, events::read, std::uint64_t{})}),
-                   decltype(errc{std::declval<B&>().remove(0)})>> : std::true_type {};
+                   decltype(errc{std::declval<B&>().remove(0, std::uint64_t{})})>> : std::true_type {};
+
+// Optional backend member: bool stalled() const noexcept, true when the last wait found that
+// nothing could ever end it (sim_port with no deadline and nothing scripted). run() then returns.
+template <class B, class = void>
+struct has_stalled : std::false_type {};
+template <class B>
+struct has_stalled<B, std::void_t<decltype(bool{std::declval<const B&>().stalled()})>> : std::true_type {};
 
 template <class P, class C, class = void>
 struct has_backend : std::false_type {};
@@ -1132,7 +1713,7 @@ constexpr void check_backend() noexcept {
   if constexpr (Port::has_fds)
     static_assert(has_fd_backend<backend>::value,
                   "tinyloop port: a port with has_fds needs errc add(int, events, std::uint64_t), "
-                  "errc modify(int, events, std::uint64_t) and errc remove(int)");
+                  "errc modify(int, events, std::uint64_t) and errc remove(int, std::uint64_t)");
 }
 
 }  // namespace detail
@@ -1278,7 +1859,6 @@ class event_loop {
     } else {
       if (status_ != errc::ok) return status_;
       if (fd < 0 || !any(interest & (events::read | events::write)) || !cb) return errc::invalid_argument;
-      if (find_fd(fd)) return errc::already_exists;
       const std::uint32_t i = sources_.acquire();
       if (i == sources_.npos) return errc::full;
       const std::uint32_t gen = sources_.generation(i);
@@ -1331,7 +1911,7 @@ class event_loop {
       source& s = sources_[id.index()];
       // The source is gone whatever the OS says: an error here means the registration is already
       // gone too (the fd was closed), and a stale id must not linger.
-      const errc e = port_.remove(s.fd);
+      const errc e = port_.remove(s.fd, detail::make_token(id.index(), id.generation()));
       if (e != errc::ok) os_errno_ = port_.last_errno();
       if (any(s.interest)) --interested_sources_;
       s.interest = events::none;
@@ -1501,11 +2081,13 @@ class event_loop {
   errc run() noexcept {
     bind_thread();
     if (status_ != errc::ok) return status_;
+    stalled_ = false;
     for (;;) {
       if (stop_.exchange(false, std::memory_order_acquire)) return errc::ok;
       if (!alive()) return errc::ok;
       const errc e = iterate(true);
       if (e != errc::ok) return e;
+      if (stalled_) return errc::ok;
     }
   }
 
@@ -1593,11 +2175,20 @@ class event_loop {
       const bool block = may_wait && ran == 0;
       const errc e = wait_for_events(block ? next_deadline() : time_point::min());
       if (e != errc::ok) return e;
+      // A wait that may have slept starts a new iteration: the callbacks of what it fetched, and
+      // the timers they arm, must see the time the events arrived, not the time we fell asleep.
+      if (block) now_ = clock::now();
       ran += dispatch_io();
       if (ran != 0 || !block || stopping()) break;
       // Nothing ran although we waited: a timer came due, or work arrived that this iteration
       // had not seen; or a wake() asked us to return.
       if (woken_.exchange(false, std::memory_order_relaxed)) break;
+      if constexpr (detail::has_stalled<port_type>::value) {
+        if (port_.stalled()) {  // nothing can ever arrive: the sim port without the test's help
+          stalled_ = true;
+          break;
+        }
+      }
     }
     woken_.store(false, std::memory_order_relaxed);
     return errc::ok;
@@ -1769,12 +2360,6 @@ class event_loop {
     return false;
   }
 
-  bool find_fd(int fd) const noexcept {
-    for (std::uint32_t i = 0; i < Config::max_sources; ++i)
-      if (sources_.live(i) && sources_[i].fd == fd) return true;
-    return false;
-  }
-
   void restore_signal(int signo) noexcept {
 #if TINYLOOP_HOSTED
     for (std::size_t i = 0; i < signal_count_; ++i) {
@@ -1816,6 +2401,7 @@ class event_loop {
   std::uint64_t next_sequence_ = 0;
   std::uint64_t arm_limit_ = 0;
   std::uint32_t firing_timer_ = none;
+  bool stalled_ = false;
   watched_signal signals_[Config::max_signals > 0 ? Config::max_signals : 1];
   std::size_t signal_count_ = 0;
   int running_signal_ = 0;
