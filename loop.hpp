@@ -421,19 +421,21 @@ class slot_table {
 // The pending timers of a loop: nodes 0..N-1 ordered by (deadline, sequence), where the sequence
 // number records arm order so that equal deadlines fire in the order they were armed.
 //
-// Timers armed back to back with the same deadline (a burst of after(d) in one callback, or many
-// connections' idle timeouts armed in one iteration) are common, so equal deadlines share a chain:
-// a FIFO list that occupies one heap entry. Arming onto the newest chain, firing its head and
-// cancelling any member are O(1); only starting or ending a chain touches the heap. The heap is
-// 4-ary (half the depth of a binary heap, siblings in one cache line) and records each chain's
-// position, so cancel() is O(log n) at worst.
+// A 4-ary min-heap (half the depth of a binary heap, siblings in one cache line) whose entries know
+// their position, so cancel() is O(log n). An entry is either one node alone, or a chain: timers
+// armed back to back with the same deadline (a burst of after(d) in one callback, many connections'
+// idle timeouts armed in one iteration) queue in a FIFO list behind a single heap entry, so arming
+// onto the newest entry, firing a chain's head and cancelling any member are O(1). A lone node
+// becomes a chain only when a second timer joins it, so a timer alone at its deadline pays nothing.
 //
-// Ordering argument: a node joins the newest chain only if the deadlines are equal, and sequence
-// numbers only grow, so every chain is sorted by sequence, and every node of an older chain with
-// the same deadline has a smaller sequence than the newer chain's first node. A chain's heap key
-// is (deadline, sequence of its head), hence the heap top's head is the global minimum.
+// Ordering argument: a node joins the newest entry only if the deadlines are equal, and sequence
+// numbers only grow, so every chain is sorted by sequence, and every node of an older entry with
+// the same deadline has a smaller sequence than a newer entry's first node. An entry's key is
+// (deadline, sequence of its first node), hence the first node of the heap's top is the minimum.
 template <class Key, std::size_t N>
 class timer_heap {
+  static_assert(N < 0x7fffffffu, "tinyloop: max_timers must be below 2^31");
+
  public:
   static constexpr std::uint32_t npos = 0xffffffffu;
 
@@ -452,26 +454,26 @@ class timer_heap {
   // Precondition: !empty().
   const Key& top_deadline() const noexcept { return heap_[0].deadline; }
   std::uint64_t top_sequence() const noexcept { return heap_[0].sequence; }
-  std::uint32_t top_node() const noexcept { return chain_head_[heap_[0].chain]; }
+  std::uint32_t top_node() const noexcept { return first_node(heap_[0].ref); }
 
   // Preconditions: the node is not queued, and `sequence` is larger than any pushed before.
   void push(std::uint32_t node, Key deadline, std::uint64_t sequence) noexcept {
-    std::uint32_t c = newest_chain_;
-    prev_[node] = next_[node] = npos;
     sequence_[node] = sequence;
-    if (c != npos && heap_[chain_position_[c]].deadline == deadline) {
-      prev_[node] = chain_tail_[c];
-      next_[chain_tail_[c]] = node;
-      chain_tail_[c] = node;
-    } else {
-      c = free_chain_;
-      free_chain_ = chain_head_[c];
-      chain_head_[c] = chain_tail_[c] = node;
-      sift_up(heap_size_++, {deadline, sequence, c});
-      newest_chain_ = c;
-    }
-    chain_of_[node] = c;
     ++size_;
+    std::uint32_t r = newest_;
+    if (r == npos || heap_[position_[r]].deadline != deadline) {
+      chain_of_[node] = alone;
+      sift_up(heap_size_++, {deadline, sequence, node});
+      newest_ = node;
+      return;
+    }
+    if (r < N) r = make_chain(r);  // a second timer at this deadline: the entry becomes a chain
+    const std::uint32_t c = r - N;
+    prev_[node] = chain_tail_[c];
+    next_[node] = npos;
+    next_[chain_tail_[c]] = node;
+    chain_tail_[c] = node;
+    chain_of_[node] = c;
   }
 
   void pop() noexcept { erase(top_node()); }
@@ -479,19 +481,22 @@ class timer_heap {
   void erase(std::uint32_t node) noexcept {
     if (!contains(node)) return;
     const std::uint32_t c = chain_of_[node];
+    chain_of_[node] = npos;
+    --size_;
+    if (c == alone) {
+      drop_entry(node);
+      return;
+    }
     const std::uint32_t p = prev_[node];
     const std::uint32_t n = next_[node];
     (p != npos ? next_[p] : chain_head_[c]) = n;
     (n != npos ? prev_[n] : chain_tail_[c]) = p;
-    chain_of_[node] = npos;
-    --size_;
-    if (chain_head_[c] == npos) {  // the chain is empty: drop its heap entry
-      erase_at(chain_position_[c]);
+    if (chain_head_[c] == npos) {  // the chain is empty: drop its entry
+      drop_entry(N + c);
       chain_head_[c] = free_chain_;
       free_chain_ = c;
-      if (newest_chain_ == c) newest_chain_ = npos;
-    } else if (p == npos) {  // a new head: the chain's key grew, so it can only move down
-      const std::size_t at = chain_position_[c];
+    } else if (p == npos) {  // a new first node: the key grew, so the entry can only move down
+      const std::size_t at = position_[N + c];
       entry e = heap_[at];
       e.sequence = sequence_[n];
       sift_down(at, e);
@@ -499,18 +504,45 @@ class timer_heap {
   }
 
  private:
+  // An entry's ref is a node index (< N) for a lone node, or N + chain index for a chain.
   struct entry {
     Key deadline;
     std::uint64_t sequence;
-    std::uint32_t chain;
+    std::uint32_t ref;
   };
+  static constexpr std::uint32_t alone = npos - 1;  // chain_of_ value of a lone node
+
+  std::uint32_t first_node(std::uint32_t ref) const noexcept { return ref < N ? ref : chain_head_[ref - N]; }
+
+  std::uint32_t make_chain(std::uint32_t node) noexcept {
+    const std::uint32_t c = free_chain_;
+    free_chain_ = chain_head_[c];
+    chain_head_[c] = chain_tail_[c] = node;
+    prev_[node] = next_[node] = npos;
+    chain_of_[node] = c;
+    const std::uint32_t at = position_[node];
+    heap_[at].ref = N + c;
+    position_[N + c] = at;
+    return newest_ = N + c;
+  }
+
+  void drop_entry(std::uint32_t ref) noexcept {
+    if (newest_ == ref) newest_ = npos;
+    const std::size_t i = position_[ref];
+    const entry last = heap_[--heap_size_];
+    if (i == heap_size_) return;
+    if (i > 0 && less(last, heap_[(i - 1) / 4]))
+      sift_up(i, last);
+    else
+      sift_down(i, last);
+  }
 
   static bool less(const entry& a, const entry& b) noexcept {
     return a.deadline < b.deadline || (a.deadline == b.deadline && a.sequence < b.sequence);
   }
   void place(std::size_t i, const entry& e) noexcept {
     heap_[i] = e;
-    chain_position_[e.chain] = static_cast<std::uint32_t>(i);
+    position_[e.ref] = static_cast<std::uint32_t>(i);
   }
   void sift_up(std::size_t i, entry e) noexcept {
     while (i > 0) {
@@ -535,26 +567,18 @@ class timer_heap {
     }
     place(i, e);
   }
-  void erase_at(std::size_t i) noexcept {
-    const entry last = heap_[--heap_size_];
-    if (i == heap_size_) return;
-    if (i > 0 && less(last, heap_[(i - 1) / 4]))
-      sift_up(i, last);
-    else
-      sift_down(i, last);
-  }
 
   entry heap_[N];
   std::size_t heap_size_ = 0;
   std::size_t size_ = 0;
+  std::uint32_t newest_ = npos;    // ref of the entry armed last, while it is queued
+  std::uint32_t position_[2 * N];  // ref -> heap index
   // Per chain (free chains are linked through chain_head_).
   std::uint32_t chain_head_[N];
   std::uint32_t chain_tail_[N];
-  std::uint32_t chain_position_[N];
   std::uint32_t free_chain_ = 0;
-  std::uint32_t newest_chain_ = npos;
   // Per node.
-  std::uint32_t chain_of_[N];
+  std::uint32_t chain_of_[N];  // npos: not queued; alone; or its chain
   std::uint32_t prev_[N];
   std::uint32_t next_[N];
   std::uint64_t sequence_[N];
