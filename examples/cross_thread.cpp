@@ -112,7 +112,7 @@ int main() {
 
   const auto start = std::chrono::steady_clock::now();
   std::thread threads[producers];
-  for (unsigned p = 0; p < producers; ++p) threads[p] = std::thread(produce, wp, p);
+  for (unsigned p = 0; p < producers; ++p) threads[p] = std::thread([wp, p] { produce(wp, p); });
   const tinyloop::errc e = w.loop.run();
   for (std::thread& t : threads) t.join();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -383,7 +383,7 @@ class echo_server {
           return;
         }
       }
-      if (budget != turn_budget) c.last_active = loop_type::clock::now();
+      if (budget != turn_budget) c.last_active = loop_type::clock::now();  // see start_connection()
       if (c.peer_closed && c.pending() == 0) {
         close_connection(c);
         return;
