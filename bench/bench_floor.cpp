@@ -81,16 +81,20 @@ struct timer_1000 : case_base {
   }
 };
 
-// arm + cancel one timer while `pending` timers wait; the churned timer's deadline is later than all of
-// them (a reset connection timeout), pending ones are spread 1 us apart one hour out.
+// arm + cancel one timer while `pending` timers wait, spread 1 us apart one hour out. The churned
+// timer's deadline is later than all of them (a reset connection timeout) or, with Mid, in the middle.
+template <bool Mid = false>
 struct timer_churn : case_base {
   floor::loop l;
   int fired = 0;
+  std::uint64_t delay = 7200000 * ms;
   explicit timer_churn(long pending) : l(static_cast<std::size_t>(pending < 0 ? churn_pending : pending) + 1) {
     if (pending < 0) pending = churn_pending;
-    for (long i = 0; i < pending; ++i) l.arm(3600000 * ms + static_cast<std::uint64_t>(i) * 1000, count_up, &fired);
+    for (long i = 0; i < pending; ++i)
+      l.arm(3600000 * ms + static_cast<std::uint64_t>(pending_offset(i, pending, Mid)) * 1000, count_up, &fired);
+    if (Mid) delay = 3600000 * ms + static_cast<std::uint64_t>(pending / 2) * 1000 + 500;
   }
-  void op() { l.cancel(l.arm(7200000 * ms, count_up, &fired)); }
+  void op() { l.cancel(l.arm(delay, count_up, &fired)); }
 };
 
 struct pipe_add_del : case_base {
@@ -260,7 +264,7 @@ void register_floor() {
   add<wake_ping_pong>("WakePingPong", "floor", -1, 2000);
   add<timer_single>("TimerSingle", "floor", -1, 5000);
   add<timer_1000>("Timer1000", "floor", -1, 20);
-  add<timer_churn>("TimerChurn", "floor", -1, 5000);
+  add<timer_churn<>>("TimerChurn", "floor", -1, 5000);
   add<pipe_add_del>("PipeAddDel", "floor", -1, 5000);
   add<idle_iter>("IdleIter", "floor", -1, 5000);
   add<ping_pong<false>>("PingPongUnix", "floor", -1, 2000);
@@ -270,7 +274,8 @@ void register_floor() {
   add<post_throughput<4>>("PostThroughput", "floor", 4, 0);
   for (long n : timer_scaling_sizes) {
     if (quick_mode() && n > 10000) continue;
-    add<timer_churn>("TimerScaling", "floor", n, 2000);
+    add<timer_churn<>>("TimerScaling", "floor", n, 2000);
+    add<timer_churn<true>>("TimerScalingMid", "floor", n, 2000);
   }
   for (long n : fd_scaling_sizes) {
     if (quick_mode() && n > 100) continue;

@@ -119,16 +119,19 @@ struct timer_1000 : ev_base {
   }
 };
 
+template <bool Mid = false>
 struct timer_churn : ev_base {
   std::unique_ptr<ev_timer[]> pending;
   ev_timer churn;
   int fired = 0;
+  double delay = 7200.;
   explicit timer_churn(long n) {
     if (n < 0) n = churn_pending;
+    if (Mid) delay = 3600. + static_cast<double>(n / 2) * 1e-6 + 0.5e-6;
     pending.reset(new ev_timer[static_cast<std::size_t>(n)]);
     for (long i = 0; i < n; ++i) {
       ev_timer& x = pending[static_cast<std::size_t>(i)];
-      ev_timer_init(&x, count_timer, 3600. + static_cast<double>(i) * 1e-6, 0.);
+      ev_timer_init(&x, count_timer, 3600. + static_cast<double>(pending_offset(i, n, Mid)) * 1e-6, 0.);
       x.data = &fired;
       ev_timer_start(loop, &x);
     }
@@ -136,7 +139,7 @@ struct timer_churn : ev_base {
     churn.data = &fired;
   }
   void op() {
-    ev_timer_set(&churn, 7200., 0.);
+    ev_timer_set(&churn, delay, 0.);
     ev_timer_start(loop, &churn);
     ev_timer_stop(loop, &churn);
   }
@@ -279,7 +282,7 @@ void register_libev() {
   add<wake_ping_pong>("WakePingPong", "libev", -1, 2000);
   add<timer_single>("TimerSingle", "libev", -1, 5000);
   add<timer_1000>("Timer1000", "libev", -1, 20);
-  add<timer_churn>("TimerChurn", "libev", -1, 5000);
+  add<timer_churn<>>("TimerChurn", "libev", -1, 5000);
   add<pipe_add_del>("PipeAddDel", "libev", -1, 5000);
   add<idle_iter>("IdleIter", "libev", -1, 5000);
   add<ping_pong<false>>("PingPongUnix", "libev", -1, 2000);
@@ -289,7 +292,8 @@ void register_libev() {
   add<post_throughput<4>>("PostThroughput", "libev", 4, 0);
   for (long n : timer_scaling_sizes) {
     if (quick_mode() && n > 10000) continue;
-    add<timer_churn>("TimerScaling", "libev", n, 2000);
+    add<timer_churn<>>("TimerScaling", "libev", n, 2000);
+    add<timer_churn<true>>("TimerScalingMid", "libev", n, 2000);
   }
   for (long n : fd_scaling_sizes) {
     if (quick_mode() && n > 100) continue;

@@ -129,24 +129,28 @@ struct timer_1000 : uv_base {
   }
 };
 
+template <bool Mid = false>
 struct timer_churn : uv_base {
   std::unique_ptr<uv_timer_t[]> pending;
   uv_timer_t churn;
   int fired = 0;
+  std::uint64_t delay = 7200000;
   explicit timer_churn(long n) {
     if (n < 0) n = churn_pending;
+    if (Mid) delay = 3600000 + static_cast<std::uint64_t>(n / 2);  // ms resolution: ties go after, by start order
     pending.reset(new uv_timer_t[static_cast<std::size_t>(n)]);
     for (long i = 0; i < n; ++i) {
       uv_timer_init(&loop, &pending[static_cast<std::size_t>(i)]);
       pending[static_cast<std::size_t>(i)].data = &fired;
-      uv_timer_start(&pending[static_cast<std::size_t>(i)], count_timer, 3600000 + static_cast<std::uint64_t>(i), 0);
+      uv_timer_start(&pending[static_cast<std::size_t>(i)], count_timer,
+                     3600000 + static_cast<std::uint64_t>(pending_offset(i, n, Mid)), 0);
     }
     uv_timer_init(&loop, &churn);
     churn.data = &fired;
   }
   ~timer_churn() { close_handles(); }
   void op() {
-    uv_timer_start(&churn, count_timer, 7200000, 0);
+    uv_timer_start(&churn, count_timer, delay, 0);
     uv_timer_stop(&churn);
   }
 };
@@ -292,7 +296,7 @@ void register_libuv() {
   add<wake_ping_pong>("WakePingPong", "libuv", -1, 2000);
   add<timer_single>("TimerSingle", "libuv", -1, 5000);
   add<timer_1000>("Timer1000", "libuv", -1, 20);
-  add<timer_churn>("TimerChurn", "libuv", -1, 5000);
+  add<timer_churn<>>("TimerChurn", "libuv", -1, 5000);
   add<pipe_add_del>("PipeAddDel", "libuv", -1, 5000);
   add<idle_iter>("IdleIter", "libuv", -1, 5000);
   add<ping_pong<false>>("PingPongUnix", "libuv", -1, 2000);
@@ -302,7 +306,8 @@ void register_libuv() {
   add<post_throughput<4>>("PostThroughput", "libuv", 4, 0);
   for (long n : timer_scaling_sizes) {
     if (quick_mode() && n > 10000) continue;
-    add<timer_churn>("TimerScaling", "libuv", n, 2000);
+    add<timer_churn<>>("TimerScaling", "libuv", n, 2000);
+    add<timer_churn<true>>("TimerScalingMid", "libuv", n, 2000);
   }
   for (long n : fd_scaling_sizes) {
     if (quick_mode() && n > 100) continue;

@@ -134,16 +134,19 @@ struct timer_1000 : loop_case<tinyloop::default_port, timers_config> {
   }
 };
 
-template <class Config>
+template <class Config, bool Mid = false>
 struct timer_churn : loop_case<tinyloop::default_port, Config> {
   using loop_case<tinyloop::default_port, Config>::l;
   int fired = 0;
+  std::chrono::nanoseconds delay = 2h;
   explicit timer_churn(long n) {
     if (n < 0) n = churn_pending;
-    for (long i = 0; i < n; ++i) expect(l.after(1h + std::chrono::microseconds(i), [this] { ++fired; }).ok());
+    for (long i = 0; i < n; ++i)
+      expect(l.after(1h + std::chrono::microseconds(pending_offset(i, n, Mid)), [this] { ++fired; }).ok());
+    if (Mid) delay = 1h + std::chrono::microseconds(n / 2) + 500ns;
   }
   void op() {
-    auto id = l.after(2h, [this] { ++fired; });
+    auto id = l.after(delay, [this] { ++fired; });
     expect(id.ok());
     expect(l.cancel(id.value()) == errc::ok);
   }
@@ -293,6 +296,7 @@ void register_tinyloop() {
   for (long n : timer_scaling_sizes) {
     if (quick_mode() && n > 10000) continue;
     add<timer_churn<scaling_config>>("TimerScaling", "tinyloop", n, 2000);
+    add<timer_churn<scaling_config, true>>("TimerScalingMid", "tinyloop", n, 2000);
   }
   for (long n : fd_scaling_sizes) {
     if (quick_mode() && n > 100) continue;

@@ -49,14 +49,15 @@ template <class Case>
 void run_wall(benchmark::State& state, long arg) {
   unsigned long before = bench_alloc_count();
   auto c = std::make_unique<Case>(arg);
-  unsigned long constructed = bench_alloc_count();
+  for (int i = 0; i < 2; ++i) c->op();  // warm-up: a peer's first-use allocations count as setup
+  unsigned long warm = bench_alloc_count();
   for (auto _ : state) c->op();
   unsigned long after = bench_alloc_count();
   state.counters["allocs_per_op"] =
-      benchmark::Counter(static_cast<double>(after - constructed), benchmark::Counter::kAvgIterations);
-  // Allocations made by the setup, loop construction included: the library's own plus the fixture's
-  // (threads, socket buffers are not heap). Cases report their loop's own construction separately.
-  state.counters["setup_allocs"] = static_cast<double>(constructed - before - 1);  // -1: make_unique itself
+      benchmark::Counter(static_cast<double>(after - warm), benchmark::Counter::kAvgIterations);
+  // Allocations made by the setup and warm-up, loop construction included: the library's own plus the
+  // fixture's (threads, vectors). Cases report their loop's own construction separately (ctor_allocs).
+  state.counters["setup_allocs"] = static_cast<double>(warm - before - 1);  // -1: make_unique itself
   state.counters["ctor_allocs"] = static_cast<double>(c->ctor_allocs);
   state.SetItemsProcessed(static_cast<std::int64_t>(static_cast<double>(state.iterations()) * Case::items_per_op));
 }
@@ -117,6 +118,10 @@ void drain(int fd);              // reads until EAGAIN
 inline const long timer_scaling_sizes[] = {1000, 10000, 100000, 1000000};
 inline const long fd_scaling_sizes[] = {10, 100, 1000, 10000};
 inline constexpr int churn_pending = 10000;   // TimerChurn
+// The i-th of n pending timers is `pending_offset(i, n, scrambled)` steps after one hour: in arm order, or
+// (TimerScalingMid) in a scrambled order so the heap is not a sorted array (7919 is prime, so this is a
+// permutation of 0..n-1 for n = 10^k).
+inline long pending_offset(long i, long n, bool scrambled) { return scrambled ? (i * 7919) % n : i; }
 inline constexpr int post_batch = 4096;       // posts per op in the PostThroughput cases
 
 }  // namespace bench
