@@ -2,12 +2,10 @@
 //
 // Threading model under test: submit() and cancel() are callable from any thread; done() always runs on the
 // loop thread. Waiting in these tests is on events (gates, counters the loop thread observes), never on time.
-#include "loop.hpp"
-#if __has_include("worker_pool.hpp")
-#include "worker_pool.hpp"  // until the worker_pool section is pasted into loop.hpp
+#include "support/ports.hpp"
+#if __has_include("wip/worker_pool.hpp")
+#include "wip/worker_pool.hpp"  // until the worker_pool section is pasted into loop.hpp (then it is empty)
 #endif
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -78,21 +76,23 @@ void free(void* p) { __libc_free(p); }
 }
 #endif
 
-namespace {
+namespace worker_pool_tests {
 
 using tinyloop::errc;
 
-template <class Port>
-using loop_t = tinyloop::event_loop<Port>;
+template <class F>
+using loop_t = tinyloop::event_loop<typename F::port>;
 
-// The ports a worker pool can run on: every hosted one this platform has.
-#if defined(TINYLOOP_HAS_EPOLL) && defined(TINYLOOP_HAS_POLL)
-using hosted_ports = ::testing::Types<tinyloop::epoll_port, tinyloop::poll_port>;
-#elif defined(TINYLOOP_HAS_KQUEUE) && defined(TINYLOOP_HAS_POLL)
-using hosted_ports = ::testing::Types<tinyloop::kqueue_port, tinyloop::poll_port>;
-#else
-using hosted_ports = ::testing::Types<tinyloop::default_port>;
+// The ports a worker pool runs on: those whose wait really blocks, so a worker's trigger() wakes it.
+// (sim_port's run() returns as soon as nothing can happen without the test's help: no pool there.)
+using hosted_ports = ::testing::Types<
+#if defined(TINYLOOP_HAS_EPOLL)
+    tltest::epoll_fixture,
 #endif
+#if defined(TINYLOOP_HAS_KQUEUE)
+    tltest::kqueue_fixture,
+#endif
+    tltest::poll_fixture>;
 
 // A latch a work item can block on until the test opens it.
 class gate {
@@ -126,9 +126,9 @@ struct tracked {
 };
 std::atomic<int> tracked::alive{0};
 
-template <class Port>
-class worker_pool_test : public ::testing::Test {};
-TYPED_TEST_SUITE(worker_pool_test, hosted_ports);
+template <class F>
+class worker_pool_test : public tltest::port_test<F> {};
+TYPED_TEST_SUITE(worker_pool_test, hosted_ports, tltest::port_name);
 
 TYPED_TEST(worker_pool_test, starts_with_status_ok) {
   loop_t<TypeParam> loop;
@@ -430,14 +430,14 @@ TYPED_TEST(worker_pool_test, done_may_submit_and_work_may_submit) {
 
 // A loop that lets the test notice the pool's destructor cancelling work: it is the only caller of
 // trigger() on the loop thread in that test (the cancel pass completes the items it cancels).
-template <class Port>
-struct probed_loop : loop_t<Port> {
+template <class F>
+struct probed_loop : loop_t<F> {
   std::thread::id loop_thread = std::this_thread::get_id();
   gate* on_loop_thread_trigger = nullptr;
-  void trigger(typename loop_t<Port>::async_hook& hook) noexcept {
+  void trigger(typename loop_t<F>::async_hook& hook) noexcept {
     if (on_loop_thread_trigger != nullptr && std::this_thread::get_id() == loop_thread)
       on_loop_thread_trigger->open();
-    loop_t<Port>::trigger(hook);
+    loop_t<F>::trigger(hook);
   }
 };
 
@@ -536,4 +536,4 @@ TYPED_TEST(worker_pool_test, no_allocation_after_construction) {
 #endif
 }
 
-}  // namespace
+}  // namespace worker_pool_tests

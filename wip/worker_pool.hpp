@@ -1,19 +1,20 @@
-// worker_pool section of loop.hpp, kept here until the lead pastes it after event_loop.
-// Until then: #include "loop.hpp" first, then this header.
+// worker_pool section of loop.hpp, kept here until the lead pastes it at loop.hpp's //@@POOL@@ marker
+// (inside namespace tinyloop). Until then: #include "loop.hpp" first, then this header.
 //
-// What goes into loop.hpp: everything between the two PASTE markers, and the two system headers below
+// What goes into loop.hpp: everything between the two PASTE markers, plus <pthread.h> and <sched.h>
 // added to the hosted-only includes at the top of loop.hpp.
+// Once pasted, loop.hpp defines TINYLOOP_HAS_WORKER_POOL and this header becomes empty.
 #pragma once
 
-#if defined(__STDC_HOSTED__) && __STDC_HOSTED__ && __has_include(<unistd.h>)
+#if TINYLOOP_HOSTED && !defined(TINYLOOP_HAS_WORKER_POOL)
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
-#endif
+
+namespace tinyloop {
 
 // ---- PASTE BEGIN -------------------------------------------------------------------------------------------
 #if TINYLOOP_HOSTED
-namespace tinyloop {
+#define TINYLOOP_HAS_WORKER_POOL 1
 
 // =============================================================================================================
 // worker_pool: runs blocking or CPU-heavy work on Threads threads; every done() runs on the loop thread.
@@ -36,26 +37,10 @@ namespace tinyloop {
 //            pthread condition variable; submit() only takes the mutex when a worker is asleep.
 // =============================================================================================================
 
-class work_id {
- public:
-  constexpr work_id() noexcept = default;  // invalid: never found
-  friend constexpr bool operator==(work_id a, work_id b) noexcept {
-    return a.index_ == b.index_ && a.generation_ == b.generation_;
-  }
-  friend constexpr bool operator!=(work_id a, work_id b) noexcept { return !(a == b); }
-
- private:
-  template <class, std::size_t, std::size_t, std::size_t>
-  friend class worker_pool;
-  constexpr work_id(std::uint32_t index, std::uint32_t generation) noexcept
-      : index_(index), generation_(generation) {}
-  std::uint32_t index_ = 0;
-  std::uint32_t generation_ = 0;  // 0 is never issued
-};
-
 namespace detail {
-constexpr std::size_t round_up_pow2(std::size_t n) noexcept {
-  std::size_t p = 1;
+// The smallest power of two >= n, and at least 2 (what bounded_queue accepts).
+constexpr std::size_t queue_capacity_for(std::size_t n) noexcept {
+  std::size_t p = 2;
   while (p < n) p <<= 1;
   return p;
 }
@@ -75,12 +60,11 @@ class worker_pool {
 
   explicit worker_pool(Loop& loop) noexcept : loop_(loop) {
     for (std::size_t i = Capacity; i-- > 0;) {
-      slots_[i].tag.store(pack(1, state::free), std::memory_order_relaxed);
       push_free(static_cast<std::uint32_t>(i));
     }
     hook_.on_trigger = &on_trigger;
     hook_.keeps_alive = &keeps_alive;
-    hook_.ctx = this;
+    hook_.context = this;
     // Relaxed stores to status_ here: the threads that read it later were started after (pthread_create
     // synchronizes) or got the pool from this thread by some synchronizing hand-off.
     if (loop_.status() != errc::ok) {
@@ -148,7 +132,8 @@ class worker_pool {
     slot& s = slots_[index];
     // The free-stack pop (acquire) synchronized with the push that returned this slot, so the previous
     // item's callbacks are destroyed and nobody else touches s until we publish it below.
-    const std::uint32_t generation = generation_of(s.tag.load(std::memory_order_relaxed));
+    // Live generations are odd, free ones even (as for timer_id): a default work_id (0) never matches.
+    const std::uint32_t generation = generation_of(s.tag.load(std::memory_order_relaxed)) + 1;
     s.work = std::move(work);
     s.done = std::move(done);
     s.refs.store(2, std::memory_order_relaxed);  // published by the release store below
@@ -167,27 +152,27 @@ class worker_pool {
   // loop thread (later, never inside cancel()). not_found: default, stale, already cancelled, running or
   // finished work (too late to cancel).
   errc cancel(work_id id) noexcept {
-    if (id.generation_ == 0 || id.index_ >= Capacity) return errc::not_found;
-    slot& s = slots_[id.index_];
-    std::uint64_t expected = pack(id.generation_, state::queued);
+    if (id.index() >= Capacity) return errc::not_found;
+    slot& s = slots_[id.index()];
+    std::uint64_t expected = pack(id.generation(), state::queued);
     // The single point of decision against a worker's pickup (same CAS from the same value). Acquire on
     // success: pairs with submit()'s release so the loop, reached through the completion ring, sees the
     // callbacks. Relaxed on failure: nothing is read.
-    if (!s.tag.compare_exchange_strong(expected, pack(id.generation_, state::cancelled), std::memory_order_acquire,
+    if (!s.tag.compare_exchange_strong(expected, pack(id.generation(), state::cancelled), std::memory_order_acquire,
                                        std::memory_order_relaxed))
       return errc::not_found;
     stale_entries_.fetch_add(1, std::memory_order_relaxed);  // see reclaim()
-    complete(id.index_);
+    complete(id.index());
     return errc::ok;
   }
 
  private:
   enum class state : std::uint32_t { free, queued, running, finished, cancelled };
   static constexpr std::uint32_t no_slot = ~std::uint32_t{0};
-  static constexpr std::size_t ring_capacity = detail::round_up_pow2(Capacity);
+  static constexpr std::size_t ring_capacity = detail::queue_capacity_for(Capacity);
 
   struct slot {
-    std::atomic<std::uint64_t> tag{0};     // generation << 32 | state
+    std::atomic<std::uint64_t> tag{0};     // generation << 32 | state; generation odd while in use
     std::atomic<std::uint32_t> refs{0};    // work-queue entry + pending done(); the last one frees the slot
     std::atomic<std::uint32_t> next{no_slot};  // free-stack link
     work_function work;
@@ -272,8 +257,7 @@ class worker_pool {
   void release(std::uint32_t index) noexcept {
     slot& s = slots_[index];
     if (s.refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    std::uint32_t generation = generation_of(s.tag.load(std::memory_order_relaxed)) + 1;
-    if (generation == 0) generation = 1;  // 0 stays the default id's
+    const std::uint32_t generation = generation_of(s.tag.load(std::memory_order_relaxed)) + 1;  // even
     // Relaxed: nobody can be waiting on this slot; the free-stack push (release) publishes it.
     s.tag.store(pack(generation, state::free), std::memory_order_relaxed);
     push_free(index);
@@ -430,9 +414,9 @@ class worker_pool {
   bool stopping_ = false;  // guarded by mutex_
 
   // Separate cache lines: submitters hammer the free head, the loop the outstanding count, workers sleepers_.
-  alignas(64) std::atomic<std::uint64_t> free_head_{no_slot};
-  alignas(64) std::atomic<std::size_t> outstanding_{0};
-  alignas(64) std::atomic<std::uint32_t> sleepers_{0};
+  alignas(TINYLOOP_CACHE_LINE) std::atomic<std::uint64_t> free_head_{no_slot};
+  alignas(TINYLOOP_CACHE_LINE) std::atomic<std::size_t> outstanding_{0};
+  alignas(TINYLOOP_CACHE_LINE) std::atomic<std::uint32_t> sleepers_{0};
   // Cancelled items whose work-ring entry no worker has discarded yet. A hint for submit(): it may go
   // below zero for a moment (a worker can discard the entry before the canceller counts it).
   std::atomic<std::int32_t> stale_entries_{0};
@@ -441,6 +425,8 @@ class worker_pool {
   slot slots_[Capacity];
 };
 
-}  // namespace tinyloop
 #endif  // TINYLOOP_HOSTED
 // ---- PASTE END ---------------------------------------------------------------------------------------------
+
+}  // namespace tinyloop
+#endif
