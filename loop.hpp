@@ -359,8 +359,9 @@ constexpr TimePoint add_saturating(TimePoint t, typename TimePoint::duration d) 
 namespace detail {
 
 // N nodes addressed by generation-checked ids. acquire/release are O(1) through an intrusive free
-// list. A slot whose generation would wrap is retired rather than reused, so a stale id can never
-// match a later registration.
+// list, which starts empty: slots never used yet are handed out in order from `fresh_`, so the
+// constructor has no loop to run (it matters on a microcontroller's flash). A slot whose generation
+// would wrap is retired rather than reused, so a stale id can never match a later registration.
 template <class Node, std::size_t N>
 class slot_table {
   static_assert(N >= 1 && N < 0xffffffffu, "tinyloop: a capacity must be between 1 and 2^32 - 2");
@@ -368,20 +369,19 @@ class slot_table {
  public:
   static constexpr std::uint32_t npos = 0xffffffffu;
 
-  slot_table() noexcept {
-    for (std::size_t i = 0; i < N; ++i) next_free_[i] = static_cast<std::uint32_t>(i + 1);
-    next_free_[N - 1] = npos;
-  }
-
   static constexpr std::size_t capacity() noexcept { return N; }
   std::size_t size() const noexcept { return size_; }
-  bool full() const noexcept { return free_head_ == npos; }
+  bool full() const noexcept { return free_head_ == npos && fresh_ == N; }
 
   // Takes a free slot and makes it live; npos when none is left.
   std::uint32_t acquire() noexcept {
-    const std::uint32_t i = free_head_;
-    if (i == npos) return npos;
-    free_head_ = next_free_[i];
+    std::uint32_t i = free_head_;
+    if (i != npos)
+      free_head_ = next_free_[i];
+    else if (fresh_ < N)
+      i = fresh_++;
+    else
+      return npos;
     ++generation_[i];  // even -> odd: live
     ++size_;
     return i;
@@ -414,7 +414,8 @@ class slot_table {
   Node nodes_[N];
   std::uint32_t generation_[N] = {};
   std::uint32_t next_free_[N];
-  std::uint32_t free_head_ = 0;
+  std::uint32_t free_head_ = npos;
+  std::uint32_t fresh_ = 0;
   std::size_t size_ = 0;
 };
 
@@ -432,24 +433,20 @@ class slot_table {
 // numbers only grow, so every chain is sorted by sequence, and every node of an older entry with
 // the same deadline has a smaller sequence than a newer entry's first node. An entry's key is
 // (deadline, sequence of its first node), hence the first node of the heap's top is the minimum.
-template <class Key, std::size_t N>
+//
+// Chains pay off with many pending timers; with a few dozen they only cost code and RAM, which a
+// microcontroller feels, so below 64 timers every entry is a lone node (Chains = false).
+template <class Key, std::size_t N, bool Chains = (N >= 64)>
 class timer_heap {
   static_assert(N < 0x7fffffffu, "tinyloop: max_timers must be below 2^31");
+  static constexpr std::size_t chain_slots = Chains ? N : 1;
 
  public:
   static constexpr std::uint32_t npos = 0xffffffffu;
 
-  timer_heap() noexcept {
-    for (std::size_t i = 0; i < N; ++i) {
-      chain_of_[i] = npos;
-      chain_head_[i] = static_cast<std::uint32_t>(i + 1);  // free list of chains
-    }
-    chain_head_[N - 1] = npos;
-  }
-
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return heap_size_ == 0; }
-  bool contains(std::uint32_t node) const noexcept { return node < N && chain_of_[node] != npos; }
+  bool contains(std::uint32_t node) const noexcept { return node < N && chain_of_[node] != unqueued; }
 
   // Precondition: !empty().
   const Key& top_deadline() const noexcept { return heap_[0].deadline; }
@@ -458,32 +455,34 @@ class timer_heap {
 
   // Preconditions: the node is not queued, and `sequence` is larger than any pushed before.
   void push(std::uint32_t node, Key deadline, std::uint64_t sequence) noexcept {
-    sequence_[node] = sequence;
     ++size_;
-    std::uint32_t r = newest_;
-    if (r == npos || heap_[position_[r]].deadline != deadline) {
-      chain_of_[node] = alone;
-      sift_up(heap_size_++, {deadline, sequence, node});
+    if constexpr (Chains) {
+      sequence_[node] = sequence;
+      std::uint32_t r = newest_;
+      if (r != npos && heap_[position_[r]].deadline == deadline) {
+        if (r < N) r = make_chain(r);  // a second timer at this deadline: the entry becomes a chain
+        const std::uint32_t c = r - N;
+        prev_[node] = chain_tail_[c];
+        next_[node] = npos;
+        next_[chain_tail_[c]] = node;
+        chain_tail_[c] = node;
+        chain_of_[node] = c + first_chain;
+        return;
+      }
       newest_ = node;
-      return;
     }
-    if (r < N) r = make_chain(r);  // a second timer at this deadline: the entry becomes a chain
-    const std::uint32_t c = r - N;
-    prev_[node] = chain_tail_[c];
-    next_[node] = npos;
-    next_[chain_tail_[c]] = node;
-    chain_tail_[c] = node;
-    chain_of_[node] = c;
+    chain_of_[node] = alone;
+    sift_up(heap_size_++, {deadline, sequence, node});
   }
 
   void pop() noexcept { erase(top_node()); }
 
   void erase(std::uint32_t node) noexcept {
     if (!contains(node)) return;
-    const std::uint32_t c = chain_of_[node];
-    chain_of_[node] = npos;
+    const std::uint32_t c = chain_of_[node] - first_chain;
+    chain_of_[node] = unqueued;
     --size_;
-    if (c == alone) {
+    if (!Chains || c + first_chain == alone) {
       drop_entry(node);
       return;
     }
@@ -510,16 +509,26 @@ class timer_heap {
     std::uint64_t sequence;
     std::uint32_t ref;
   };
-  static constexpr std::uint32_t alone = npos - 1;  // chain_of_ value of a lone node
+  // chain_of_ values: zero (the state of a zero-initialised array, so the constructor has no loop)
+  // for a node not queued, then a lone node, then first_chain + the node's chain.
+  static constexpr std::uint32_t unqueued = 0;
+  static constexpr std::uint32_t alone = 1;
+  static constexpr std::uint32_t first_chain = 2;
 
-  std::uint32_t first_node(std::uint32_t ref) const noexcept { return ref < N ? ref : chain_head_[ref - N]; }
+  std::uint32_t first_node(std::uint32_t ref) const noexcept {
+    if constexpr (Chains) return ref < N ? ref : chain_head_[ref - N];
+    return ref;
+  }
 
   std::uint32_t make_chain(std::uint32_t node) noexcept {
-    const std::uint32_t c = free_chain_;
-    free_chain_ = chain_head_[c];
+    std::uint32_t c = free_chain_;  // never exhausted: a chain holds at least one of the N nodes
+    if (c != npos)
+      free_chain_ = chain_head_[c];
+    else
+      c = fresh_chain_++;
     chain_head_[c] = chain_tail_[c] = node;
     prev_[node] = next_[node] = npos;
-    chain_of_[node] = c;
+    chain_of_[node] = c + first_chain;
     const std::uint32_t at = position_[node];
     heap_[at].ref = N + c;
     position_[N + c] = at;
@@ -527,7 +536,8 @@ class timer_heap {
   }
 
   void drop_entry(std::uint32_t ref) noexcept {
-    if (newest_ == ref) newest_ = npos;
+    if constexpr (Chains)
+      if (newest_ == ref) newest_ = npos;
     const std::size_t i = position_[ref];
     const entry last = heap_[--heap_size_];
     if (i == heap_size_) return;
@@ -571,17 +581,17 @@ class timer_heap {
   entry heap_[N];
   std::size_t heap_size_ = 0;
   std::size_t size_ = 0;
-  std::uint32_t newest_ = npos;    // ref of the entry armed last, while it is queued
-  std::uint32_t position_[2 * N];  // ref -> heap index
-  // Per chain (free chains are linked through chain_head_).
-  std::uint32_t chain_head_[N];
-  std::uint32_t chain_tail_[N];
-  std::uint32_t free_chain_ = 0;
-  // Per node.
-  std::uint32_t chain_of_[N];  // npos: not queued; alone; or its chain
-  std::uint32_t prev_[N];
-  std::uint32_t next_[N];
-  std::uint64_t sequence_[N];
+  std::uint32_t newest_ = npos;                // ref of the entry armed last, while it is queued
+  std::uint32_t position_[N + chain_slots];   // ref -> heap index
+  std::uint32_t chain_of_[N] = {};            // see unqueued, alone, first_chain
+  // Per chain (free chains are linked through chain_head_), and per node for chain members.
+  std::uint32_t chain_head_[chain_slots];
+  std::uint32_t chain_tail_[chain_slots];
+  std::uint32_t free_chain_ = npos;
+  std::uint32_t fresh_chain_ = 0;
+  std::uint32_t prev_[chain_slots];
+  std::uint32_t next_[chain_slots];
+  std::uint64_t sequence_[chain_slots];
 };
 
 // A bounded multi-producer multi-consumer ring with a sequence number per slot (after Dmitry
@@ -1849,12 +1859,13 @@ class event_loop {
     std::atomic<bool> triggered_{false};
   };
 
-  event_loop() noexcept : now_(clock::now()) {
+  event_loop() noexcept {
     status_ = port_.open();
     if (status_ != errc::ok) {
       os_errno_ = port_.last_errno();
       port_.close();
     }
+    now_ = clock::now();  // after open(): a board may start its clock in init()
     bind_thread();
   }
 
@@ -2309,13 +2320,22 @@ class event_loop {
       // Firing n is due at start + n * period. Behind by more than a period: skip to the first
       // multiple after now rather than delivering a burst.
       time_point next = detail::add_saturating(deadline, t.period);
-      if (next <= now_) {
-        const auto behind = (now_ - deadline) / t.period;  // whole periods elapsed
-        next = detail::add_saturating(deadline, t.period * (behind + 1));
-      }
+      if (next <= now_) next = detail::add_saturating(deadline, skip_periods(now_ - deadline, t.period));
       heap_.push(i, next, next_sequence_++);
     }
     return ran;
+  }
+
+  // The smallest multiple of `period` greater than `behind` (behind >= period > 0). Binary long
+  // division by doubling and halving: no 64-bit divide, which on 32-bit cores would pull in libgcc's
+  // __aeabi_ldivmod (about 860 bytes on Cortex-M3).
+  static duration skip_periods(duration behind, duration period) noexcept {
+    duration chunk = period;
+    while (chunk <= behind - chunk) chunk += chunk;  // the largest period * 2^k <= behind
+    duration skipped = duration::zero();             // a multiple of period, <= behind
+    for (; chunk >= period; chunk /= 2)              // halving period * 2^k is exact
+      if (chunk <= behind - skipped) skipped += chunk;
+    return skipped + period;
   }
 
   std::size_t run_posts() noexcept {
@@ -2413,7 +2433,7 @@ class event_loop {
   port_type port_;
   errc status_ = errc::ok;
   int os_errno_ = 0;
-  time_point now_;
+  time_point now_{};
   detail::slot_table<source, Config::max_sources> sources_;
   std::size_t interested_sources_ = 0;
   std::uint32_t running_source_ = none;
@@ -2426,7 +2446,7 @@ class event_loop {
   std::uint64_t arm_limit_ = 0;
   std::uint32_t firing_timer_ = none;
   bool stalled_ = false;
-  watched_signal signals_[Config::max_signals > 0 ? Config::max_signals : 1];
+  watched_signal signals_[Port::has_signals && Config::max_signals > 0 ? Config::max_signals : 1];
   std::size_t signal_count_ = 0;
   int running_signal_ = 0;
   detail::signal_target signal_target_{&event_loop::signal_arrived, this};
