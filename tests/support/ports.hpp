@@ -271,8 +271,17 @@ bool run_until(Loop& loop, Pred pred, std::chrono::milliseconds guard = std::chr
   return pred();
 }
 
+// run_once until pred() holds, with no guard timer (a guard would let virtual time jump past
+// work that another thread is about to post). A lost wake hangs here; CTest's TIMEOUT ends it.
+template <class Loop, class Pred>
+void run_once_until(Loop& loop, Pred pred) {
+  while (!pred()) {
+    if (loop.run_once() != tinyloop::errc::ok) return;
+  }
+}
+
 // Wraps a port's backend to count the loop's wake() calls and waits, and to show when the loop is
-// blocked in a wait without deadline.
+// in a wait that may block (the loop sets its sleeping flag before such a wait).
 // The concept allows deriving: a port is a type with the documented members, nothing more.
 template <class Port>
 struct counting_port : Port {
@@ -284,7 +293,7 @@ struct counting_port : Port {
     template <class Sink>
     tinyloop::errc wait(typename Port::clock::time_point deadline, Sink& sink) noexcept {
       waits.fetch_add(1, std::memory_order_relaxed);
-      if (deadline == Port::clock::time_point::max()) in_blocking_wait.store(true, std::memory_order_seq_cst);
+      if (deadline != Port::clock::time_point::min()) in_blocking_wait.store(true, std::memory_order_seq_cst);
       const tinyloop::errc e = base::wait(deadline, sink);
       in_blocking_wait.store(false, std::memory_order_seq_cst);
       return e;
