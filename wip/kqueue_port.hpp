@@ -7,11 +7,13 @@
 // index alone. Either way the index finds this port's table entry, whose fd must equal the event's
 // ident and whose token is handed to the sink, so the two layouts share one code path.
 //
-// Error and hangup are reported whatever the interest, so a source always keeps at least one
-// filter in the kernel: pausing (interest none) leaves the filters as they were and masks their
-// readiness here, and a paused source without filters keeps a read filter for EV_EOF. The
-// direction a resume names is registered again (EV_ADD re-evaluates the filter), because readiness
-// that arrived while paused was masked and would otherwise never be reported.
+// Error and hangup are reported whatever the interest, so a source always keeps, besides the
+// filters its interest names, one filter that can see EV_EOF on it. Which one depends on the fd's
+// access mode: the kernel accepts a read filter on a write-only fd (a pipe's write end) but never
+// fires it, so such an fd gets a write filter. Pausing (interest none) leaves the filters as they
+// were and masks their readiness here. The direction a resume names is registered again (EV_ADD
+// re-evaluates the filter), because readiness that arrived while paused was masked and would
+// otherwise never be reported.
 //
 // Every change carries EV_RECEIPT, so the kernel answers each one with an EV_ERROR entry whose
 // data is 0 or that change's errno, and a failed change cannot be mistaken for another's result.
@@ -62,6 +64,19 @@ struct kqueue_port {
       if (fd < 0 || index >= capacity) return errc::invalid_argument;
       registration& r = table_[index];
       if (r.fd >= 0) return errc::already_exists;
+      // EV_ADD on an fd that already has knotes would silently take them over: refuse it here.
+      for (const registration& other : table_)
+        if (other.fd == fd) return errc::already_exists;
+      const int mode = ::fcntl(fd, F_GETFL);
+      if (mode < 0) {
+        errno_ = errno;
+        return errc::invalid_argument;
+      }
+      switch (mode & O_ACCMODE) {
+        case O_RDONLY: r.usable = read_filter; break;
+        case O_WRONLY: r.usable = write_filter; break;
+        default: r.usable = read_filter | write_filter; break;
+      }
       r.fd = fd;
       r.token = token;
       r.interest = interest;
@@ -82,13 +97,6 @@ struct kqueue_port {
       r->token = token;
       r->interest = interest;
       return sync(*r, interest, before);
-    }
-
-    // O(max_sources): the concept names the fd only. remove(fd, token) below is O(1).
-    errc remove(int fd) noexcept {
-      for (registration& r : table_)
-        if (r.fd == fd) return unregister(r);
-      return errc::ok;
     }
 
     errc remove(int fd, std::uint64_t token) noexcept {
@@ -157,6 +165,7 @@ struct kqueue_port {
       int fd = -1;  // -1: the slot has no registration
       events interest = events::none;
       std::uint8_t filters = 0;        // read_filter | write_filter, as registered in the kernel
+      std::uint8_t usable = 0;         // the filters the fd's access mode lets fire
       events pending = events::none;   // to report at the next wait (EPIPE at registration)
       events ready = events::none;     // merged reports of the wait in progress
       std::uint64_t token = 0;
@@ -217,7 +226,9 @@ struct kqueue_port {
       std::uint8_t want = 0;
       if (any(interest & events::read)) want |= read_filter;
       if (any(interest & events::write)) want |= write_filter;
-      if (want == 0) want = r.filters != 0 ? r.filters : read_filter;  // paused: keep EOF reports
+      if (want == 0) want = r.filters;  // paused: keep what is there
+      // One filter that can fire, for EV_EOF (see the top of this section).
+      if ((want & r.usable) == 0) want |= (r.usable & read_filter) != 0 ? read_filter : write_filter;
       std::uint8_t refresh = 0;
       if (any(interest & events::read) && !any(before & events::read)) refresh |= read_filter;
       if (any(interest & events::write) && !any(before & events::write)) refresh |= write_filter;

@@ -5,7 +5,7 @@
 // port keeps it: a dense pollfd array, entry 0 being the wake channel, that every wait hands to the
 // kernel whole (a wait costs O(registered fds); that is poll's price, see bench/). Removal moves
 // the last entry into the hole; position_ maps the loop's slot index (the token's low 32 bits) to
-// the entry, so modify() and remove(fd, token) are O(1).
+// the entry, so modify() and remove() are O(1); add() scans for a duplicate fd.
 //
 // poll(2) is level-triggered: a ready fd is reported on every wait until its handler drains it,
 // which the edge-style contract allows. Two conditions would be reported on every wait with nothing
@@ -69,6 +69,9 @@ struct poll_port {
       const auto index = static_cast<std::uint32_t>(token);
       if (fd < 0 || index >= capacity) return errc::invalid_argument;
       if (position_[index] != absent) return errc::already_exists;
+      // poll(2) keeps no registrations, so a second one for the same fd would go unnoticed.
+      for (std::size_t pos = 1; pos <= count_; ++pos)
+        if (entries_[pos].fd == fd) return errc::already_exists;
       // poll(2) would take a bad fd and say POLLNVAL later; say it now, as epoll and kqueue do.
       if (::fcntl(fd, F_GETFD) == -1) {
         errno_ = errno;
@@ -93,17 +96,6 @@ struct poll_port {
       pfds_[pos].events = requested(interest);
       pfds_[pos].revents = 0;
       return errc::ok;
-    }
-
-    // O(registered fds): the concept names the fd only. remove(fd, token) below is O(1).
-    errc remove(int fd) noexcept {
-      for (std::size_t pos = 1; pos <= count_; ++pos) {
-        if (entries_[pos].fd == fd) {
-          erase(pos);
-          return errc::ok;
-        }
-      }
-      return errc::ok;  // not registered: nothing to undo
     }
 
     errc remove(int fd, std::uint64_t token) noexcept {

@@ -31,6 +31,7 @@ constexpr std::uint64_t wake_key = ~std::uint64_t{0};  // epoll data of the even
 struct filter_state {
   bool present = false;
   bool enabled = false;
+  bool inert = false;  // the fd's access mode cannot serve this filter: accepted, never fires
   unsigned short flags = 0;  // EV_CLEAR | EV_ONESHOT, as registered
   void* udata = nullptr;
 };
@@ -198,8 +199,8 @@ constexpr int stale_fd = -1;  // sync(): epoll no longer knows the fd (closed, n
 // Makes epoll's registration of e match its enabled filters.
 int sync(queue& q, fd_entry& e) noexcept {
   const int fd = e.key - 1;
-  const bool rd = e.read.present && e.read.enabled;
-  const bool wr = e.write.present && e.write.enabled;
+  const bool rd = e.read.present && e.read.enabled && !e.read.inert;
+  const bool wr = e.write.present && e.write.enabled && !e.write.inert;
   const int ep = q.epfd.load(std::memory_order_relaxed);
   if (!rd && !wr) {
     // Out of epoll entirely: epoll reports EPOLLERR/EPOLLHUP even for an empty mask.
@@ -311,7 +312,11 @@ int apply_fd(queue& q, const struct kevent& c) noexcept {
   }
 
   if ((c.flags & EV_ADD) != 0) {
-    if (!reading && is_broken_pipe(fd)) return EPIPE;  // as FreeBSD's pipe_kqfilter
+    // As FreeBSD's and macOS's pipe_kqfilter: a filter the fd's access mode cannot serve (a read
+    // filter on a pipe's write end) is accepted and never fires.
+    const int accmode = ::fcntl(fd, F_GETFL) & O_ACCMODE;
+    const bool inert = reading ? accmode == O_WRONLY : accmode == O_RDONLY;
+    if (!reading && !inert && is_broken_pipe(fd)) return EPIPE;  // as FreeBSD's pipe_kqfilter
     const bool created = e == nullptr;
     if (created) {
       e = insert(q, fd);
@@ -320,6 +325,7 @@ int apply_fd(queue& q, const struct kevent& c) noexcept {
     filter_state& f = reading ? e->read : e->write;
     const filter_state old = f;
     f.present = true;
+    f.inert = inert;
     f.enabled = (c.flags & EV_DISABLE) == 0;
     f.flags = static_cast<unsigned short>(c.flags & (EV_CLEAR | EV_ONESHOT));
     f.udata = c.udata;
@@ -473,9 +479,9 @@ int scan(queue& q, struct kevent* out, int nevents, const struct timespec* timeo
       fd_entry* e = lookup(q, static_cast<int>(evs[i].data.u64));
       if (e == nullptr) continue;
       const std::uint32_t m = evs[i].events;
-      if (e->read.present && e->read.enabled && (m & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0)
+      if (e->read.present && e->read.enabled && !e->read.inert && (m & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0)
         report(q, *e, true, m, out, k, nevents);
-      if (e->write.present && e->write.enabled && (m & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0)
+      if (e->write.present && e->write.enabled && !e->write.inert && (m & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0)
         report(q, *e, false, m, out, k, nevents);
       if (!e->read.present && !e->write.present) erase(q, *e);  // both were EV_ONESHOT
     }

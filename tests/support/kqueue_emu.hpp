@@ -19,7 +19,8 @@
 //   - EOF: EVFILT_READ gets EV_EOF when the peer shut down writing (EPOLLRDHUP) or hung up
 //     (EPOLLHUP); EVFILT_WRITE gets EV_EOF when the fd hung up or has an error (a pipe's reader
 //     gone). EV_ADD of EVFILT_WRITE on a pipe whose reader is gone fails with EPIPE, as FreeBSD's
-//     pipe_kqfilter does.
+//     pipe_kqfilter does; a filter the fd's access mode cannot serve (EVFILT_READ on a write-only
+//     fd such as a pipe's write end) is accepted and never fires, as on FreeBSD and macOS.
 //   - Timeouts: NULL blocks, {0,0} polls, others are rounded up to epoll's milliseconds (so the
 //     call never returns early); an invalid timespec is EINVAL; a signal gives -1/EINTR. Only
 //     returns with zero events when the timeout expired.

@@ -231,6 +231,17 @@ TEST_F(kq, pipe_reader_gone_sets_ev_eof_on_the_write_filter) {
   ::close(p[1]);
 }
 
+TEST_F(kq, read_filter_on_a_pipe_write_end_is_accepted_and_never_fires) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+  ASSERT_EQ(apply(change(p[1], EVFILT_READ, EV_ADD | EV_CLEAR)), 0);
+  ::close(p[0]);  // epoll would say EPOLLERR here; kqueue's read filter stays silent
+  struct kevent out[4];
+  EXPECT_EQ(poll(out, 4), 0);
+  EXPECT_EQ(apply(change(p[1], EVFILT_READ, EV_DELETE)), 0);
+  ::close(p[1]);
+}
+
 TEST_F(kq, write_filter_on_a_pipe_without_reader_is_epipe) {
   int p[2];
   ASSERT_EQ(::pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
