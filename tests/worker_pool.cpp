@@ -29,6 +29,7 @@
 #endif
 
 // ---- allocation counter: malloc and friends interposed for this binary (sanitizers own malloc: skipped) ----
+#ifdef WP_COUNT_ALLOCATIONS
 namespace {
 std::atomic<bool> counting{false};
 std::atomic<long> allocations{0};
@@ -36,6 +37,7 @@ void note_allocation() noexcept {
   if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
 }
 }  // namespace
+#endif
 
 #ifdef WP_COUNT_ALLOCATIONS
 extern "C" {

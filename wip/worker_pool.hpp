@@ -333,12 +333,14 @@ class worker_pool {
 
   // ---- workers -----------------------------------------------------------------------------------------
   void wake_worker() noexcept {
-    // Dekker handshake with the worker's "sleepers_ + 1; fence; re-check the ring" in worker_main: with the
-    // two seq_cst fences, either we see its sleepers_ increment or its re-check sees our push (completed
-    // before this fence). A worker counted in sleepers_ holds the mutex until it is inside cond_wait, so the
-    // signal sent under the mutex cannot be lost.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (sleepers_.load(std::memory_order_relaxed) == 0) return;
+    // Handshake with the worker's "sleepers_ + 1, then re-check the ring" in worker_main, done with RMWs
+    // on sleepers_ rather than fences (ThreadSanitizer models RMWs, not fences). All RMWs on sleepers_ are
+    // totally ordered. If ours comes after a worker's increment, we read it and signal. If ours comes
+    // first, that increment (acq_rel) reads from our RMW or a later one in its release sequence, so our
+    // push, sequenced before our RMW, happens-before the worker's re-check, which then finds the entry.
+    // A worker counted in sleepers_ holds the mutex until it is inside cond_wait, so a signal sent under
+    // the mutex cannot be lost.
+    if (sleepers_.fetch_add(0, std::memory_order_acq_rel) == 0) return;
     pthread_mutex_lock(&mutex_);
     pthread_cond_signal(&wakeup_);
     pthread_mutex_unlock(&mutex_);
@@ -357,12 +359,13 @@ class worker_pool {
         pthread_mutex_unlock(&self.mutex_);
         return nullptr;
       }
-      self.sleepers_.fetch_add(1, std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_seq_cst);  // see wake_worker()
+      self.sleepers_.fetch_add(1, std::memory_order_acq_rel);  // see wake_worker()
       const bool got = self.work_.try_pop(index);
-      // A failed re-check means the ring is empty or a submitter is mid-push; that submitter has not passed
-      // its fence yet, so it will see us in sleepers_ and signal. Spurious wakeups just loop around.
+      // A failed re-check means the ring is empty or a submitter is mid-push; that submitter has not done
+      // its RMW yet, so it will see us in sleepers_ and signal. Spurious wakeups just loop around.
       if (!got) pthread_cond_wait(&self.wakeup_, &self.mutex_);
+      // Relaxed: an RMW, so it keeps the release sequences above intact; a submitter that still sees us
+      // counted only sends a signal nobody needs.
       self.sleepers_.fetch_sub(1, std::memory_order_relaxed);
       pthread_mutex_unlock(&self.mutex_);
       if (got) self.execute(index);
