@@ -15,10 +15,12 @@ quick=0
 if [[ ${1:-} == --quick ]]; then quick=1; fi
 
 if ((quick)); then
-  reps=${REPS:-1} min_time=${MIN_TIME:-0.02} count_scale=${COUNT_SCALE:-0.1} qflag=--quick
+  reps=${REPS:-1} min_time=${MIN_TIME:-0.02} count_scale=${COUNT_SCALE:-0.1} qflag=--quick interleave=
   out_md=$build/results/benchmarks.md out_png=$build/results/timer_scaling.png
 else
   reps=${REPS:-5} min_time=${MIN_TIME:-0.1} count_scale=${COUNT_SCALE:-1} qflag=
+  # repetitions of all cases in random order: load that drifts over the run hits every library alike
+  interleave=--benchmark_enable_random_interleaving=true
   out_md=$root/docs/benchmarks.md out_png=$root/docs/timer_scaling.png
 fi
 results=$build/results
@@ -32,7 +34,7 @@ mkdir -p "$results/cg" "$(dirname "$out_md")"
 
 echo "== wall clock: $reps repetitions, min_time ${min_time}s"
 "$build/tinyloop_bench" $qflag --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
-  --benchmark_min_time="$min_time" --benchmark_out="$results/wall.json" --benchmark_out_format=json \
+  --benchmark_min_time="$min_time" $interleave --benchmark_out="$results/wall.json" --benchmark_out_format=json \
   >"$results/wall.txt"
 
 echo "== callgrind: user-space instructions per operation (scale $count_scale)"
