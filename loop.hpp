@@ -673,6 +673,14 @@ class bounded_queue {
     }
   }
 
+  // Consumer side: is the next item published (try_pop would succeed)?
+  bool front_ready() const noexcept {
+    const std::size_t pos = head_.load(std::memory_order_relaxed);
+    // acquire: pairs with the producer's release, like try_pop.
+    const std::size_t seq = cells_[pos & (Capacity - 1)].sequence.load(std::memory_order_acquire);
+    return seq == pos + 1;
+  }
+
   // Claimed minus consumed positions: an upper bound on what try_pop can return right now.
   std::size_t size_approx() const noexcept {
     const std::size_t tail = tail_.load(std::memory_order_acquire);
@@ -881,11 +889,13 @@ struct epoll_port {
 // index alone. Either way the index finds this port's table entry, whose fd must equal the event's
 // ident and whose token is handed to the sink, so the two layouts share one code path.
 //
-// Error and hangup are reported whatever the interest, so a source always keeps at least one
-// filter in the kernel: pausing (interest none) leaves the filters as they were and masks their
-// readiness here, and a paused source without filters keeps a read filter for EV_EOF. The
-// direction a resume names is registered again (EV_ADD re-evaluates the filter), because readiness
-// that arrived while paused was masked and would otherwise never be reported.
+// Error and hangup are reported whatever the interest, so a source always keeps, besides the
+// filters its interest names, one filter that can see EV_EOF on it. Which one depends on the fd's
+// access mode: the kernel accepts a read filter on a write-only fd (a pipe's write end) but never
+// fires it, so such an fd gets a write filter. Pausing (interest none) leaves the filters as they
+// were and masks their readiness here. The direction a resume names is registered again (EV_ADD
+// re-evaluates the filter), because readiness that arrived while paused was masked and would
+// otherwise never be reported.
 //
 // Every change carries EV_RECEIPT, so the kernel answers each one with an EV_ERROR entry whose
 // data is 0 or that change's errno, and a failed change cannot be mistaken for another's result.
@@ -939,6 +949,16 @@ struct kqueue_port {
       // EV_ADD on an fd that already has knotes would silently take them over: refuse it here.
       for (const registration& other : table_)
         if (other.fd == fd) return errc::already_exists;
+      const int mode = ::fcntl(fd, F_GETFL);
+      if (mode < 0) {
+        errno_ = errno;
+        return errc::invalid_argument;
+      }
+      switch (mode & O_ACCMODE) {
+        case O_RDONLY: r.usable = read_filter; break;
+        case O_WRONLY: r.usable = write_filter; break;
+        default: r.usable = read_filter | write_filter; break;
+      }
       r.fd = fd;
       r.token = token;
       r.interest = interest;
@@ -1027,6 +1047,7 @@ struct kqueue_port {
       int fd = -1;  // -1: the slot has no registration
       events interest = events::none;
       std::uint8_t filters = 0;        // read_filter | write_filter, as registered in the kernel
+      std::uint8_t usable = 0;         // the filters the fd's access mode lets fire
       events pending = events::none;   // to report at the next wait (EPIPE at registration)
       events ready = events::none;     // merged reports of the wait in progress
       std::uint64_t token = 0;
@@ -1087,7 +1108,9 @@ struct kqueue_port {
       std::uint8_t want = 0;
       if (any(interest & events::read)) want |= read_filter;
       if (any(interest & events::write)) want |= write_filter;
-      if (want == 0) want = r.filters != 0 ? r.filters : read_filter;  // paused: keep EOF reports
+      if (want == 0) want = r.filters;  // paused: keep what is there
+      // One filter that can fire, for EV_EOF (see the top of this section).
+      if ((want & r.usable) == 0) want |= (r.usable & read_filter) != 0 ? read_filter : write_filter;
       std::uint8_t refresh = 0;
       if (any(interest & events::read) && !any(before & events::read)) refresh |= read_filter;
       if (any(interest & events::write) && !any(before & events::write)) refresh |= write_filter;
@@ -2159,22 +2182,29 @@ class event_loop {
   // ---- the wake protocol ----------------------------------------------------------------------
   //
   // Producers (post, wake, stop, trigger, the signal handler) publish their work, then call
-  // notify(). The loop, before it blocks, sets sleeping_, fences, and re-checks for work. The two
-  // seq_cst fences make this a Dekker handshake: either the producer sees sleeping_ == true, or
-  // the loop sees the work; never neither. Among producers that see sleeping_, the wake_pending_
-  // exchange lets exactly one issue the port's wake() for that sleep. The model of this protocol
-  // that spin checks is tests/model/wake.pml.
+  // notify(). The loop, before it blocks, sets sleeping_ and re-checks for work. Both sides touch
+  // sleeping_ with an acq_rel read-modify-write, so the two RMWs are ordered in its modification
+  // order and the later one reads from the earlier (a Dekker handshake without fences, which
+  // ThreadSanitizer cannot model and GCC's -Wtsan rejects):
+  //   - producer's RMW first: the loop's exchange acquires it, so the work published before it
+  //     is visible to the loop's re-check, and the loop does not block;
+  //   - loop's exchange first: the producer's RMW reads 1 and the producer wakes the loop.
+  // Either the producer sees the sleeper or the loop sees the work; never neither. Among producers
+  // that see it, the wake_pending_ exchange lets exactly one issue the port's wake() per sleep.
+  // The model of this protocol that spin checks is in tests/model/.
   void notify() noexcept {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (!sleeping_.load(std::memory_order_relaxed)) return;  // awake: it re-checks before sleeping
+    // A read that is an RMW (fetch_or 0): see above for why a plain load would not do.
+    if (sleeping_.fetch_or(0, std::memory_order_acq_rel) == 0) return;  // awake: it re-checks
     // acq_rel: the loop's exchange that clears the flag reads from ours, so our work happens-before
     // its next check even when we skip the wake.
     if (wake_pending_.exchange(true, std::memory_order_acq_rel)) return;
     port_.wake();
   }
 
+  // A post whose producer is still between claiming and publishing its slot does not count: the
+  // loop may sleep, and that producer's notify() wakes it once the post is visible.
   bool work_pending() const noexcept {
-    return posts_.size_approx() != 0 || woken_.load(std::memory_order_relaxed) ||
+    return posts_.front_ready() || woken_.load(std::memory_order_relaxed) ||
            stop_.load(std::memory_order_relaxed) || signal_pending_.load(std::memory_order_relaxed) ||
            hooks_pending_.load(std::memory_order_relaxed);
   }
@@ -2245,11 +2275,10 @@ class event_loop {
       if (sources_.size() == 0) return errc::ok;
       return finish_wait(port_.wait(deadline, sink));
     }
-    sleeping_.store(true, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with notify()'s fence
+    sleeping_.exchange(1, std::memory_order_acq_rel);  // pairs with notify()'s RMW
     if (work_pending()) deadline = time_point::min();
     const errc e = port_.wait(deadline, sink);
-    sleeping_.store(false, std::memory_order_relaxed);
+    sleeping_.store(0, std::memory_order_relaxed);
     // RMW, not a store: a producer that saw `true` here and skipped its wake is ordered before us.
     wake_pending_.exchange(false, std::memory_order_acq_rel);
     return finish_wait(e);
@@ -2457,7 +2486,7 @@ class event_loop {
 
   // Shared with other threads and interrupt handlers.
   detail::bounded_queue<callback, Config::post_capacity> posts_;
-  alignas(TINYLOOP_CACHE_LINE) std::atomic<bool> sleeping_{false};
+  alignas(TINYLOOP_CACHE_LINE) std::atomic<unsigned> sleeping_{0};
   std::atomic<bool> wake_pending_{false};
   std::atomic<bool> woken_{false};
   std::atomic<bool> stop_{false};
