@@ -45,7 +45,7 @@ valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$results/cg/c
   >"$results/cg/manifest.txt" 2>"$results/cg/valgrind.log"
 
 echo "== code size"
-size "$build"/size/size_*_O2 "$build"/size/size_*_Os >"$results/size.txt"
+size "$build"/size/size_*_O2 "$build"/size/size_*_Os "$build"/size/size_*_Osmin >"$results/size.txt"
 
 echo "== report"
 {
