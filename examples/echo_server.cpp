@@ -309,9 +309,7 @@ class echo_server {
     c.interest = events::read;
     c.received = c.sent = 0;
     c.reading_paused = c.peer_closed = c.resume_armed = false;
-    // Not loop_.now(): inside an I/O callback that is the time before the loop's last sleep (see
-    // wip/requests-examples.md), which would shorten the first idle period by the sleep.
-    c.last_active = loop_type::clock::now();
+    c.last_active = loop_.now();
     ++open_;
     ++accepted_;
     if (!arm_idle_timer(c, c.last_active + idle_timeout_)) {
@@ -383,7 +381,7 @@ class echo_server {
           return;
         }
       }
-      if (budget != turn_budget) c.last_active = loop_type::clock::now();  // see start_connection()
+      if (budget != turn_budget) c.last_active = loop_.now();
       if (c.peer_closed && c.pending() == 0) {
         close_connection(c);
         return;

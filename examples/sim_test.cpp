@@ -62,9 +62,7 @@ class session {
     // A real session reads its socket here until EAGAIN and parses messages; a sim channel
     // carries readiness only, so one report stands for one message.
     ++messages_;
-    // The clock, not loop_.now(): in an I/O callback loop_.now() is still the time before the
-    // loop's last sleep (wip/requests-examples.md). On sim_port both read the virtual clock.
-    last_traffic_ = Loop::clock::now();
+    last_traffic_ = loop_.now();
     pings_since_traffic_ = 0;
   }
 
