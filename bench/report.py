@@ -164,10 +164,13 @@ def main():
         t, b = sizes.get(("tinyloop", opt)), sizes.get(("baseline", opt))
         if t is not None and b is not None:
             p(f"| minimal timer program adds <= 4 KB text ({label}) | {t - b:,} bytes | {'yes' if t - b <= 4096 else 'NO'} |")
-    per_op = [(n, b.get("allocs_per_op")) for n, b in wall.items() if "/tinyloop" in n]
+    mine = {op for op, _ in OPS} | {"PostThroughput", "TimerScaling", "TimerScalingMid", "FdScaling"}
+    per_op = [(n, b.get("allocs_per_op")) for n, b in wall.items()
+              if "/tinyloop" in n and n.split("/")[0] in mine]
     worst = max((v for _, v in per_op if v is not None), default=None)
     p(f"| zero heap allocations per operation (every tinyloop case) | max {fmt_allocs(worst)} | {'yes' if worst == 0 else 'NO'} |")
-    ctor = [b.get("ctor_allocs") for n, b in wall.items() if "/tinyloop" in n and b.get("ctor_allocs") is not None]
+    ctor = [b.get("ctor_allocs") for n, b in wall.items()
+            if "/tinyloop" in n and n.split("/")[0] in mine and b.get("ctor_allocs") is not None]
     p(f"| zero heap allocations at construction (every tinyloop config) | max {fmt_allocs(max(ctor, default=None))} | {'yes' if ctor and max(ctor) == 0 else 'NO'} |")
     p("")
 
@@ -384,6 +387,9 @@ def main():
     p("- libuv readiness uses `uv_poll_t` and libev `ev_io` (readiness, like tinyloop). libuv and libev apply "
       "fd registrations lazily at their next iteration, so their PipeAddDel includes the non-blocking "
       "iteration(s) that make the kernel see the change; tinyloop and the floor call epoll_ctl directly.")
+    p("- tinyloop skips the wait system call in an iteration that ran callbacks while no fd is registered "
+      "(TimerSingle, Timer1000); the floor and the peers always poll the kernel once per iteration. That, not "
+      "fewer instructions, is most of tinyloop's wall-clock lead on those two rows.")
     p("- Wall clock: Google Benchmark, real time, `--benchmark_repetitions` with medians; every case sets up "
       "once per repetition and measures only the operation.")
     p("- Instructions: `valgrind --tool=callgrind --instr-atstart=no`, `tinyloop_bench --count`: each case "
