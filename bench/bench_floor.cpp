@@ -202,6 +202,26 @@ struct post_throughput : case_base {
   }
 };
 
+// 64 posts from the loop thread itself, then the iteration that runs them: the code path of post(), without
+// the threads.
+struct post_batch_case : case_base {
+  static constexpr double items_per_op = 64;
+  floor::loop l;
+  floor::locked_queue q;
+  std::atomic<bool> wake_pending{false};
+  long consumed = 0;
+  explicit post_batch_case(long) {}
+  void op() {
+    for (int i = 0; i < 64; ++i) {
+      q.try_push({[](void* c) { ++static_cast<post_batch_case*>(c)->consumed; }, this});
+      if (!wake_pending.exchange(true)) l.wake();
+    }
+    l.run_once();
+    wake_pending.store(false);
+    q.run_all();
+  }
+};
+
 // One wait-and-dispatch cycle with one ready fd among `idle` registered idle eventfds.
 struct fd_scaling : case_base {
   floor::loop l;
@@ -269,6 +289,7 @@ void register_floor() {
   add<idle_iter>("IdleIter", "floor", -1, 5000);
   add<ping_pong<false>>("PingPongUnix", "floor", -1, 2000);
   add<ping_pong<true>>("PingPongTcp", "floor", -1, 2000);
+  add<post_batch_case>("PostBatch", "floor", -1, 1000);
   add<post_throughput<1>>("PostThroughput", "floor", 1, 0);
   add<post_throughput<2>>("PostThroughput", "floor", 2, 0);
   add<post_throughput<4>>("PostThroughput", "floor", 4, 0);

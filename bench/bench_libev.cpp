@@ -246,6 +246,25 @@ struct post_throughput : ev_base {
   }
 };
 
+struct post_batch_case : ev_base {
+  static constexpr double items_per_op = 64;
+  floor::locked_queue q;
+  ev_async async;
+  long consumed = 0;
+  explicit post_batch_case(long) {
+    ev_async_init(&async, [](struct ev_loop*, ev_async* w, int) { static_cast<post_batch_case*>(w->data)->q.run_all(); });
+    async.data = this;
+    ev_async_start(loop, &async);
+  }
+  void op() {
+    for (int i = 0; i < 64; ++i) {
+      q.try_push({[](void* c) { ++static_cast<post_batch_case*>(c)->consumed; }, this});
+      ev_async_send(loop, &async);
+    }
+    ev_run(loop, EVRUN_ONCE);
+  }
+};
+
 template <unsigned Backend>
 struct fd_scaling : ev_base {
   std::vector<int> idle_fds;
@@ -287,6 +306,7 @@ void register_libev() {
   add<idle_iter>("IdleIter", "libev", -1, 5000);
   add<ping_pong<false>>("PingPongUnix", "libev", -1, 2000);
   add<ping_pong<true>>("PingPongTcp", "libev", -1, 2000);
+  add<post_batch_case>("PostBatch", "libev", -1, 1000);
   add<post_throughput<1>>("PostThroughput", "libev", 1, 0);
   add<post_throughput<2>>("PostThroughput", "libev", 2, 0);
   add<post_throughput<4>>("PostThroughput", "libev", 4, 0);

@@ -260,6 +260,26 @@ struct post_throughput : uv_base {
   }
 };
 
+struct post_batch_case : uv_base {
+  static constexpr double items_per_op = 64;
+  floor::locked_queue q;
+  uv_async_t async;
+  long consumed = 0;
+  explicit post_batch_case(long) {
+    check_uv(uv_async_init(&loop, &async, [](uv_async_t* a) { static_cast<post_batch_case*>(a->data)->q.run_all(); }),
+             "uv_async_init");
+    async.data = this;
+  }
+  ~post_batch_case() { close_handles(); }
+  void op() {
+    for (int i = 0; i < 64; ++i) {
+      q.try_push({[](void* c) { ++static_cast<post_batch_case*>(c)->consumed; }, this});
+      uv_async_send(&async);
+    }
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+};
+
 struct fd_scaling : uv_base {
   std::vector<int> idle_fds;
   std::unique_ptr<uv_poll_t[]> idle;
@@ -301,6 +321,7 @@ void register_libuv() {
   add<idle_iter>("IdleIter", "libuv", -1, 5000);
   add<ping_pong<false>>("PingPongUnix", "libuv", -1, 2000);
   add<ping_pong<true>>("PingPongTcp", "libuv", -1, 2000);
+  add<post_batch_case>("PostBatch", "libuv", -1, 1000);
   add<post_throughput<1>>("PostThroughput", "libuv", 1, 0);
   add<post_throughput<2>>("PostThroughput", "libuv", 2, 0);
   add<post_throughput<4>>("PostThroughput", "libuv", 4, 0);

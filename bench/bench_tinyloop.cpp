@@ -219,6 +219,16 @@ struct ping_pong : loop_case<> {
   }
 };
 
+struct post_batch_case : loop_case<tinyloop::default_port, posts_config> {
+  static constexpr double items_per_op = 64;
+  long consumed = 0;
+  explicit post_batch_case(long) {}
+  void op() {
+    for (int i = 0; i < 64; ++i) expect(l.post([this] { ++consumed; }) == errc::ok);
+    l.run_once();
+  }
+};
+
 template <int Threads>
 struct post_throughput : loop_case<tinyloop::default_port, posts_config> {
   static constexpr double items_per_op = post_batch;
@@ -290,6 +300,7 @@ void register_tinyloop() {
   add<idle_iter>("IdleIter", "tinyloop", -1, 5000);
   add<ping_pong<false>>("PingPongUnix", "tinyloop", -1, 2000);
   add<ping_pong<true>>("PingPongTcp", "tinyloop", -1, 2000);
+  add<post_batch_case>("PostBatch", "tinyloop", -1, 1000);
   add<post_throughput<1>>("PostThroughput", "tinyloop", 1, 0);
   add<post_throughput<2>>("PostThroughput", "tinyloop", 2, 0);
   add<post_throughput<4>>("PostThroughput", "tinyloop", 4, 0);

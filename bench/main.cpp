@@ -40,7 +40,7 @@ bool quick = false;
 
 const char* const op_order[] = {"CreateDestroy", "WakeLatency",  "WakePingPong",  "TimerSingle",
                                 "Timer1000",     "TimerChurn",   "PipeAddDel",    "IdleIter",
-                                "PingPongUnix",  "PingPongTcp",  "PostThroughput", "TimerScaling", "TimerScalingMid",
+                                "PingPongUnix",  "PingPongTcp",  "PostBatch", "PostThroughput", "TimerScaling", "TimerScalingMid",
                                 "FdScaling"};
 const char* const lib_order[] = {"floor",    "floor-poll", "tinyloop", "tinyloop-poll",
                                  "libev",    "libev-poll", "libuv"};

@@ -19,6 +19,8 @@ OPS = [
     ("IdleIter", "one non-blocking iteration with one idle fd"),
     ("PingPongUnix", "1-byte echo round trip over an AF_UNIX socketpair, both ends in one loop"),
     ("PingPongTcp", "1-byte echo round trip over TCP loopback (TCP_NODELAY), both ends in one loop"),
+    ("PostBatch", "64 posts from the loop thread, then the iteration that runs them (per 64; peers: mutex "
+                  "ring + async send)"),
 ]
 TARGETS_INSTR = {"TimerSingle": 250, "Timer1000": 120000, "TimerChurn": 110, "WakeLatency": 250}
 ISSUE_PEERS = {  # issue 6: instructions measured by the filer on their machine, for reference
