@@ -285,7 +285,7 @@ TYPED_TEST_P(post, wakes_never_exceed_sleeps) {
 }
 
 TYPED_TEST_P(post, stop_from_another_thread_ends_run) {
-  TLTEST_REQUIRE_BLOCKING();
+  TLTEST_REQUIRE_REAL_TIME();
   using loop_t = tltest::loop_for<TypeParam>;
   loop_t loop;
   int fired = 0;
@@ -354,7 +354,7 @@ TYPED_TEST_P(post, run_once_woken_by_stop_from_another_thread) {
 }
 
 TYPED_TEST_P(post, post_from_another_thread_ends_run_once_wait) {
-  TLTEST_REQUIRE_BLOCKING();
+  TLTEST_REQUIRE_REAL_TIME();
   using loop_t = counted_loop<TypeParam>;
   loop_t loop;
   int runs = 0;

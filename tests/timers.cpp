@@ -552,7 +552,7 @@ TYPED_TEST_P(timers, timer_callback_destroyed_after_firing) {
   tltest::loop_for<TypeParam> loop;
   int runs = 0, destroyed = 0;
   ASSERT_TRUE(loop.after(0ms, tltest::tracker(&runs, &destroyed)));
-  auto c = loop.after(TypeParam::tick, tltest::tracker(&runs, &destroyed));
+  auto c = loop.after(std::chrono::hours(1), tltest::tracker(&runs, &destroyed));
   ASSERT_TRUE(c);
   EXPECT_EQ(loop.poll(), errc::ok);
   EXPECT_EQ(runs, 1);

@@ -5,7 +5,7 @@
 //   using port                        the tinyloop port type
 //   name                              shown in test names: timers/epoll.order
 //   virtual_time                      time passes only when the loop waits (or pass_time is called)
-//   blocking_wait                     the loop really sleeps, so another thread can wake it
+//   blocking_wait                     a wait without deadline really sleeps until another thread wakes it
 //   real_fds                          channels are OS file descriptors (closed fds, user-owned fds)
 //   threads                           std::thread is available
 //   tick                              a short duration: a few ms on real ports
@@ -323,5 +323,8 @@ struct counting_port : Port {
 #define TLTEST_REQUIRE_THREADS() TLTEST_REQUIRE(TypeParam::threads, "no threads")
 #define TLTEST_REQUIRE_BLOCKING() \
   TLTEST_REQUIRE(TypeParam::blocking_wait, "virtual time: the loop never sleeps waiting for another thread")
+#define TLTEST_REQUIRE_REAL_TIME()                                                                            \
+  TLTEST_REQUIRE(!TypeParam::virtual_time && TypeParam::blocking_wait,                                      \
+                 "virtual time: a wait for a far deadline returns at once, so it cannot stand for a long sleep")
 #define TLTEST_REQUIRE_VIRTUAL_TIME() \
   TLTEST_REQUIRE(TypeParam::virtual_time, "exact firing times need virtual time; real clocks only bound them below")
