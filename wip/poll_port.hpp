@@ -121,22 +121,33 @@ struct poll_port {
       }
       // Starts where the previous scan stopped: when more fds are ready than the loop takes per
       // wait, the ones left out come first next time (being level-triggered, they are still ready).
+      // The entry after the last is a sentinel that looks ready, so the search for the next ready
+      // entry, the whole cost of a wait on a large idle set, is one test per entry.
+      pfds_[count_ + 1].revents = POLLNVAL;
+      std::size_t pos = 1 + (next_ < count_ ? next_ : 0);
+      bool wrapped = false;
       std::size_t reported = 0;
-      for (std::size_t n = 0; n < count_ && ready > 0 && reported < Config::events_per_wait; ++n) {
-        if (next_ >= count_) next_ = 0;
-        const std::size_t pos = 1 + next_++;
-        pollfd& p = pfds_[pos];
-        if (p.revents == 0) continue;
+      while (ready > 0 && reported < Config::events_per_wait) {
+        while (pfds_[pos].revents == 0) ++pos;
+        if (pos == count_ + 1) {
+          if (wrapped) break;  // unreachable while poll(2) counts right; never loop forever
+          wrapped = true;
+          pos = 1;
+          continue;
+        }
         --ready;
+        pollfd& p = pfds_[pos];
         const entry& e = entries_[pos];
         const events ev = translate(p.revents, e.interest);
         const bool paused = !any(e.interest & (events::read | events::write));
         if ((p.revents & POLLNVAL) != 0 || (paused && any(ev))) p.fd = -1;  // parked, see above
         p.revents = 0;
+        ++pos;
         if (!any(ev)) continue;
         sink(e.token, ev);
         ++reported;
       }
+      next_ = pos - 1;
       return errc::ok;
     }
 
@@ -224,7 +235,7 @@ struct poll_port {
     int errno_ = 0;
     std::size_t count_ = 0;  // registered fds, in pfds_[1..count_]
     std::size_t next_ = 0;   // where the next scan starts, relative to pfds_[1]
-    pollfd pfds_[capacity + 1];
+    pollfd pfds_[capacity + 2];  // [0] wake, [1..count_] sources, [count_ + 1] the scan's sentinel
     entry entries_[capacity + 1];  // parallel to pfds_; [0] unused
     std::uint32_t position_[capacity] = {};  // slot index -> position in pfds_, or absent
   };

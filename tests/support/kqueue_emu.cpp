@@ -25,7 +25,8 @@ constexpr std::size_t fd_slots = 4096;  // a power of two
 constexpr std::size_t fd_mask = fd_slots - 1;
 constexpr std::size_t max_fds = fd_slots / 4 * 3;  // keeps probe sequences short
 constexpr int max_user = 8;
-constexpr int max_carry = 4;
+constexpr int max_epoll_events = 32;  // per epoll_wait call
+constexpr int max_carry = max_epoll_events;  // each fd gives at most one report more than fits
 constexpr std::uint64_t wake_key = ~std::uint64_t{0};  // epoll data of the eventfd; no fd has it
 
 struct filter_state {
@@ -460,10 +461,11 @@ int scan(queue& q, struct kevent* out, int nevents, const struct timespec* timeo
     k += take_users(q, out + k, nevents - k);
     if (k == nevents) return k;
     const int ms = k > 0 ? 0 : timeout == nullptr ? -1 : remaining_ms(deadline);
-    // One fd can give two reports (read and write): ask epoll for no more than fit.
-    epoll_event evs[32];
+    // As many fds as there is room for, as kqueue fills the list; an fd with both filters ready
+    // gives two reports, and one that does not fit is carried to the next call.
+    epoll_event evs[max_epoll_events];
     const int room = nevents - k;
-    const int max = room / 2 < 1 ? 1 : (room / 2 > 32 ? 32 : room / 2);
+    const int max = room > max_epoll_events ? max_epoll_events : room;
     const int n = ::epoll_wait(q.epfd.load(std::memory_order_relaxed), evs, max, ms);
     if (n < 0) {
       if (k > 0) return k;

@@ -31,6 +31,10 @@ struct sixteen_sources : tinyloop::default_config {
   static constexpr std::size_t max_sources = 16;
 };
 
+struct four_events_per_wait : tinyloop::default_config {
+  static constexpr std::size_t events_per_wait = 4;
+};
+
 // A timer to bound a run without measuring anything: the test asserts on counts, not times.
 template <class Loop>
 void run_until_timer(Loop& loop, std::chrono::milliseconds d) {
@@ -202,6 +206,29 @@ TYPED_TEST(port_edges, removals_keep_the_remaining_sources_intact) {
     EXPECT_EQ(loop.remove(r.value()), errc::ok);
     EXPECT_TRUE(tltest::fd_is_open(chans[i]->fd()));
   }
+}
+
+// More sources stay ready than one wait may report: none is starved (poll_port is level-triggered
+// and would report the same first few forever if every scan started at the first entry).
+TYPED_TEST(port_edges, always_ready_sources_beyond_one_batch_all_get_reported) {
+  using loop_t = tltest::loop_for<TypeParam, four_events_per_wait>;
+  loop_t loop;
+  constexpr int n = 10;
+  std::unique_ptr<tltest::os_channel> chans[n];
+  int calls[n] = {};
+  tinyloop::source_id ids[n];
+  for (int i = 0; i < n; ++i) {
+    chans[i] = std::make_unique<tltest::os_channel>(loop);
+    ASSERT_TRUE(chans[i]->ok());
+    int* c = &calls[i];
+    auto r = loop.add(chans[i]->fd(), events::read, [c](events) { ++*c; });  // never drains
+    ASSERT_TRUE(r);
+    ids[i] = r.value();
+    chans[i]->make_readable();
+  }
+  for (int round = 0; round < 3; ++round) ASSERT_EQ(loop.run_once(), errc::ok);  // 3 x 4 >= 10
+  for (int i = 0; i < n; ++i) EXPECT_GE(calls[i], 1) << "source " << i << " starved";
+  for (auto id : ids) EXPECT_EQ(loop.remove(id), errc::ok);
 }
 
 }  // namespace
