@@ -105,11 +105,11 @@ struct custom_fixture {
 #include "timers.cpp"
 
 namespace timer_tests {
-INSTANTIATE_TYPED_TEST_SUITE_P(custom, timers, ::testing::Types<custom_port_tests::custom_fixture>,
+INSTANTIATE_TYPED_TEST_SUITE_P(custom_timers, timers, ::testing::Types<custom_port_tests::custom_fixture>,
                                tltest::port_name);
 }
 namespace post_tests {
-INSTANTIATE_TYPED_TEST_SUITE_P(custom, post, ::testing::Types<custom_port_tests::custom_fixture>,
+INSTANTIATE_TYPED_TEST_SUITE_P(custom_post, post, ::testing::Types<custom_port_tests::custom_fixture>,
                                tltest::port_name);
 }
 

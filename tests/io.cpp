@@ -703,7 +703,7 @@ REGISTER_TYPED_TEST_SUITE_P(io, readable_is_reported, writable_is_reported, read
                             many_sources_ready_at_once_all_reported);
 
 #if !defined(TLTEST_NO_INSTANTIATE)
-INSTANTIATE_TYPED_TEST_SUITE_P(port, io, tltest::all_ports, tltest::port_name);
+INSTANTIATE_TYPED_TEST_SUITE_P(io, io, tltest::all_ports, tltest::port_name);
 #endif
 
 }  // namespace io_tests

@@ -383,7 +383,7 @@ REGISTER_TYPED_TEST_SUITE_P(post, runs_in_order_on_loop_thread, run_returns_afte
                             post_from_another_thread_ends_run_once_wait);
 
 #if !defined(TLTEST_NO_INSTANTIATE)
-INSTANTIATE_TYPED_TEST_SUITE_P(port, post, tltest::all_ports, tltest::port_name);
+INSTANTIATE_TYPED_TEST_SUITE_P(post, post, tltest::all_ports, tltest::port_name);
 #endif
 
 }  // namespace post_tests

@@ -301,7 +301,7 @@ REGISTER_TYPED_TEST_SUITE_P(run, constructed_loop_is_ok, run_returns_at_once_whe
                             active_sources_counts_registrations, callbacks_of_one_iteration_run_timers_io_posts);
 
 #if !defined(TLTEST_NO_INSTANTIATE)
-INSTANTIATE_TYPED_TEST_SUITE_P(port, run, tltest::all_ports, tltest::port_name);
+INSTANTIATE_TYPED_TEST_SUITE_P(run, run, tltest::all_ports, tltest::port_name);
 #endif
 
 }  // namespace run_tests

@@ -304,6 +304,6 @@ REGISTER_TYPED_TEST_SUITE_P(signals, callback_runs_on_loop_thread, callback_neve
                             unwatch_inside_own_callback, full_is_rejected_and_nothing_disturbed,
                             unsupported_without_signals);
 
-INSTANTIATE_TYPED_TEST_SUITE_P(port, signals, tltest::all_ports, tltest::port_name);
+INSTANTIATE_TYPED_TEST_SUITE_P(signals, signals, tltest::all_ports, tltest::port_name);
 
 }  // namespace signal_tests

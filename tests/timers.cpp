@@ -576,7 +576,7 @@ REGISTER_TYPED_TEST_SUITE_P(timers, order, order_many_pseudo_random, equal_deadl
                             full_then_cancel_makes_room, ids_are_distinct, timer_callback_destroyed_after_firing);
 
 #if !defined(TLTEST_NO_INSTANTIATE)
-INSTANTIATE_TYPED_TEST_SUITE_P(port, timers, tltest::all_ports, tltest::port_name);
+INSTANTIATE_TYPED_TEST_SUITE_P(timers, timers, tltest::all_ports, tltest::port_name);
 #endif
 
 }  // namespace timer_tests

@@ -167,7 +167,7 @@ struct epoll_fixture : real_time_fixture {
 };
 #endif
 
-#if defined(TINYLOOP_HAS_POLL) && !defined(TLTEST_NO_POLL_PORT)
+#if defined(TINYLOOP_HAS_POLL)
 struct poll_fixture : real_time_fixture {
   using port = tinyloop::poll_port;
   static constexpr const char* name = "poll";
@@ -209,7 +209,7 @@ using all_ports = ::testing::Types<
 #if defined(TINYLOOP_HAS_EPOLL)
     epoll_fixture,
 #endif
-#if defined(TINYLOOP_HAS_POLL) && !defined(TLTEST_NO_POLL_PORT)
+#if defined(TINYLOOP_HAS_POLL)
     poll_fixture,
 #endif
 #if defined(TINYLOOP_HAS_KQUEUE)
@@ -217,10 +217,12 @@ using all_ports = ::testing::Types<
 #endif
     sim_fixture>;
 
+// Test names read area/area/port/index (gtest) and area.test<fixture type> (CTest): the "/index"
+// suffix is what CMake's gtest_discover_tests needs to print the fixture type in CTest names.
 struct port_name {
   template <class F>
-  static std::string GetName(int) {
-    return F::name;
+  static std::string GetName(int index) {
+    return std::string(F::name) + "/" + std::to_string(index);
   }
 };
 
