@@ -230,7 +230,11 @@ def main():
           " | ".join([fmt_ratio(v["tinyloop"], v["floor"]), fmt_ratio(v["tinyloop"], v["libev"]),
                       fmt_ratio(v["tinyloop"], v["libuv"])]) + " |")
     p("")
-    p("Higher is better here; ratios above 1 mean tinyloop is faster.")
+    p("Higher is better here; ratios above 1 mean tinyloop is faster. With more producer threads than "
+      "cores on a loaded machine these numbers swing by 5-10x between runs; the libuv variant (same mutex "
+      "ring, uv_async_send) has held up under contention in every run so far while the floor's, libev's and "
+      "tinyloop's collapse: not explained yet (see wip/requests-bench.md). PostBatch above is the "
+      "contention-free cost of the same path.")
     p("")
 
     # ---- anything else in the binary (bench/pool.cpp and later additions)
@@ -242,7 +246,7 @@ def main():
         p("Cases registered by other files of the bench binary (the worker pool comparison is "
           "`bench/pool.cpp`). Per operation; for a batch case the item rate is the number to compare.")
         p("")
-        p("| case | wall ns/op (median) | items/s | instr/op | allocs/op | loop construction allocs |")
+        p("| case | wall ns/op (median) | items/s | instr/op | allocs/op | ctor_allocs as the case reports it |")
         p("|---|---:|---:|---:|---:|---:|")
         for n in others:
             b = wall[n]
@@ -397,7 +401,9 @@ def main():
     p("- Instructions: `valgrind --tool=callgrind --instr-atstart=no`, `tinyloop_bench --count`: each case "
       "runs uninstrumented setup, turns instrumentation on, warms up 16 operations, zeroes the counters, runs "
       "a fixed number of operations and dumps; instructions per op = dump total / operations. All threads "
-      "count (WakePingPong includes the peer thread's half of the round trip). Under valgrind there is no "
+      "count (WakePingPong includes the peer thread's half of the round trip; libuv's count there also includes "
+      "its uv_async spin-wait for the sending thread, which valgrind's serialised threads make long and "
+      "variable). Under valgrind there is no "
       "vDSO, so clock_gettime is a real syscall: its user-space part is ~10 instructions instead of ~50, for "
       "every library alike. PostThroughput is wall clock only (spinning producers make counts meaningless).")
     p("")

@@ -33,14 +33,14 @@ rm -rf "$results"
 mkdir -p "$results/cg" "$(dirname "$out_md")"
 
 echo "== wall clock: $reps repetitions, min_time ${min_time}s"
-"$build/tinyloop_bench" $qflag --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
+timeout 1200 "$build/tinyloop_bench" $qflag --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
   --benchmark_min_time="$min_time" $interleave --benchmark_out="$results/wall.json" --benchmark_out_format=json \
   >"$results/wall.txt"
 
 echo "== callgrind: user-space instructions per operation (scale $count_scale)"
 # --instr-atstart=no: setup runs uninstrumented; each case turns instrumentation on, zeroes the counters
 # after a warm-up, runs a fixed number of operations and dumps (one dump file per case).
-valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$results/cg/callgrind.out.%p" \
+timeout 1200 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$results/cg/callgrind.out.%p" \
   "$build/tinyloop_bench" $qflag --count --count_scale="$count_scale" \
   >"$results/cg/manifest.txt" 2>"$results/cg/valgrind.log"
 
