@@ -1,0 +1,305 @@
+// Fuzz target: a whole event_loop on sim_port, driven by a byte stream of operations and checked
+// against a plain model after every step.
+//
+// Operations: add / modify / remove sources (sim channels 0..7), make channels ready, arm one-shot
+// and periodic timers, cancel timers (live, fired, stale and default ids), post, run_once, poll,
+// advance the virtual clock. Each callback may itself remove, modify, cancel, arm or post (the action
+// is chosen by the bytes when the callback is created).
+// Checked: no I/O callback for a removed source (even one fetched in the same batch), events within
+// interest | error | hangup and only what was made ready, posts exactly once and in order, timers
+// never early and in (deadline, arm order) order, each one-shot timer firing once, ids going stale,
+// pending_timers() and active_sources() equal to the model's counts.
+#include "fuzz_common.hpp"
+
+#include "loop.hpp"
+
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+using tinyloop::errc;
+using tinyloop::events;
+using clock_type = tinyloop::sim_port::clock;
+
+struct small : tinyloop::default_config {
+  static constexpr std::size_t max_sources = 6;
+  static constexpr std::size_t max_timers = 6;
+  static constexpr std::size_t post_capacity = 8;
+  static constexpr std::size_t events_per_wait = 3;  // a batch smaller than what can be ready
+};
+using loop_t = tinyloop::event_loop<tinyloop::sim_port, small>;
+
+constexpr int channels = 8;
+constexpr std::size_t max_records = 200;  // model entries per input; ops beyond are skipped
+
+enum class action : std::uint8_t { none, remove_source, modify_source, cancel_timer, arm_timer, post, ready, self };
+constexpr int action_count = 8;
+
+struct source_model {
+  tinyloop::source_id id;
+  int channel;
+  events interest;
+  bool alive;
+};
+struct timer_model {
+  tinyloop::timer_id id;
+  clock_type::time_point deadline;
+  std::uint64_t sequence;
+  clock_type::duration period;
+  bool pending;
+  int fired;
+};
+
+struct state {
+  loop_t loop;
+  std::vector<source_model> sources;
+  std::vector<timer_model> timers;
+  events made_ready[channels] = {};  // everything ever made ready per channel (the sim port keeps
+                                     // readiness latched across remove and add, like a readable fd)
+  std::uint64_t next_sequence = 0;   // mirrors the loop's arm sequence
+  std::uint32_t posts_accepted = 0;
+  std::uint32_t posts_run = 0;
+  int depth = 0;  // callbacks' actions do not nest further
+  // loop.hpp keeps a slot whose one-shot timer fired (or whose source or periodic timer was removed
+  // or cancelled from its own callback) until that callback returns, so while such a callback runs
+  // one slot less is free than pending_timers() / active_sources() suggest (wip/requests-robustness.md
+  // item 2). The model follows that, so the fuzzer keeps checking everything else.
+  long running_source = -1, firing_timer = -1;
+  bool slot_held_by_source() const { return running_source >= 0 && !sources[static_cast<std::size_t>(running_source)].alive; }
+  bool slot_held_by_timer() const { return firing_timer >= 0 && !timers[static_cast<std::size_t>(firing_timer)].pending; }
+
+  // Callbacks hold references into the model while their actions add entries: never reallocate.
+  state() {
+    sources.reserve(max_records);
+    timers.reserve(max_records);
+  }
+
+  std::size_t alive_sources() const {
+    std::size_t n = 0;
+    for (const auto& s : sources) n += s.alive;
+    return n;
+  }
+  std::size_t pending_timers() const {
+    std::size_t n = 0;
+    for (const auto& t : timers) n += t.pending;
+    return n;
+  }
+  bool channel_taken(int c) const {
+    for (const auto& s : sources)
+      if (s.alive && s.channel == c) return true;
+    return false;
+  }
+
+  void check_counts() {
+    FUZZ_CHECK(loop.pending_timers() == pending_timers());
+    FUZZ_CHECK(loop.active_sources() == alive_sources());
+  }
+
+  // ---- operations (from the top level or from callbacks) ----
+
+  void do_add(int channel, events interest, action act, std::uint8_t arg) {
+    if (sources.size() >= max_records) return;
+    const std::size_t self = sources.size();
+    const bool want_ok = any(interest & (events::read | events::write));
+    const auto r = loop.add(channel, interest, [this, self, act, arg](events ev) { on_io(self, ev, act, arg); });
+    if (!want_ok) {
+      FUZZ_CHECK(!r.ok() && r.error() == errc::invalid_argument);
+      return;
+    }
+    if (alive_sources() + slot_held_by_source() == small::max_sources) {  // checked first by the loop
+      FUZZ_CHECK(!r.ok() && r.error() == errc::full);
+      return;
+    }
+    if (channel_taken(channel)) {
+      FUZZ_CHECK(!r.ok() && r.error() == errc::already_exists);
+      return;
+    }
+    FUZZ_CHECK(r.ok());
+    sources.push_back({r.value(), channel, interest & (events::read | events::write), true});
+  }
+
+  void do_modify(std::size_t k, events interest) {
+    if (k >= sources.size()) {
+      FUZZ_CHECK(loop.modify(tinyloop::source_id{}, interest) == errc::not_found);
+      return;
+    }
+    source_model& s = sources[k];
+    const errc e = loop.modify(s.id, interest);
+    FUZZ_CHECK(e == (s.alive ? errc::ok : errc::not_found));
+    if (s.alive) s.interest = interest & (events::read | events::write);
+  }
+
+  void do_remove(std::size_t k) {
+    if (k >= sources.size()) {
+      FUZZ_CHECK(loop.remove(tinyloop::source_id{}) == errc::not_found);
+      return;
+    }
+    source_model& s = sources[k];
+    const errc e = loop.remove(s.id);
+    FUZZ_CHECK(e == (s.alive ? errc::ok : errc::not_found));
+    s.alive = false;
+  }
+
+  void do_ready(int channel, events ev) {
+    made_ready[channel] |= ev;
+    loop.port().make_ready(channel, ev);
+  }
+
+  void do_arm(unsigned delay_ms, unsigned period_ms, action act, std::uint8_t arg) {
+    if (timers.size() >= max_records) return;
+    const std::size_t self = timers.size();
+    const auto d = std::chrono::milliseconds(delay_ms);
+    auto cb = [this, self, act, arg] { on_timer(self, act, arg); };
+    const auto r = period_ms == 0 ? loop.after(d, cb) : loop.every(std::chrono::milliseconds(period_ms), cb);
+    if (pending_timers() + slot_held_by_timer() == small::max_timers) {
+      FUZZ_CHECK(!r.ok() && r.error() == errc::full);
+      return;
+    }
+    FUZZ_CHECK(r.ok());
+    const auto first = period_ms == 0 ? d : std::chrono::milliseconds(period_ms);
+    timers.push_back({r.value(), loop.now() + first, next_sequence++,
+                      std::chrono::duration_cast<clock_type::duration>(std::chrono::milliseconds(period_ms)), true, 0});
+  }
+
+  void do_cancel(std::size_t k) {
+    if (k >= timers.size()) {
+      FUZZ_CHECK(loop.cancel(tinyloop::timer_id{}) == errc::not_found);
+      return;
+    }
+    timer_model& t = timers[k];
+    const errc e = loop.cancel(t.id);
+    FUZZ_CHECK(e == (t.pending ? errc::ok : errc::not_found));
+    t.pending = false;
+  }
+
+  void do_post(action act, std::uint8_t arg) {
+    const std::uint32_t n = posts_accepted;
+    const errc e = loop.post([this, n, act, arg] { on_post(n, act, arg); });
+    const std::uint32_t queued = posts_accepted - posts_run;
+    if (queued == small::post_capacity) {
+      FUZZ_CHECK(e == errc::full);
+      return;
+    }
+    FUZZ_CHECK(e == errc::ok);
+    ++posts_accepted;
+  }
+
+  // An action run from inside a callback. `self_kind`: 0 source, 1 timer, 2 post.
+  void act(action a, std::uint8_t arg, int self_kind, std::size_t self) {
+    if (depth > 0) return;
+    ++depth;
+    const std::size_t target = arg % 16;
+    switch (a) {
+      case action::none: break;
+      case action::remove_source: do_remove(target); break;
+      case action::modify_source: do_modify(target, static_cast<events>(arg >> 4)); break;
+      case action::cancel_timer: do_cancel(target); break;
+      case action::arm_timer: do_arm(arg % 4, (arg >> 4) % 3, action::none, 0); break;
+      case action::post: do_post(action::none, 0); break;
+      case action::ready: do_ready(arg % channels, static_cast<events>((arg >> 4) | 1)); break;
+      case action::self:
+        if (self_kind == 0) do_remove(self);
+        if (self_kind == 1) do_cancel(self);
+        if (self_kind == 2) do_post(action::none, 0);
+        break;
+    }
+    --depth;
+  }
+
+  // ---- callbacks ----
+
+  void on_io(std::size_t self, events ev, action a, std::uint8_t arg) {
+    FUZZ_CHECK(self < sources.size());
+    source_model& s = sources[self];
+    FUZZ_CHECK(s.alive);  // never after remove(), even for an event fetched in the same batch
+    FUZZ_CHECK(any(ev));
+    FUZZ_CHECK((ev & ~(s.interest | events::error | events::hangup)) == events::none);
+    FUZZ_CHECK((ev & ~made_ready[s.channel]) == events::none);
+    running_source = static_cast<long>(self);
+    act(a, arg, 0, self);
+    running_source = -1;
+  }
+
+  void on_timer(std::size_t self, action a, std::uint8_t arg) {
+    FUZZ_CHECK(self < timers.size());
+    timer_model& t = timers[self];
+    FUZZ_CHECK(t.pending);
+    FUZZ_CHECK(loop.now() >= t.deadline);           // never early on loop time
+    FUZZ_CHECK(clock_type::now() >= t.deadline);     // nor on the port's clock
+    // Deadline order, ties in arm order: nothing pending may be ahead of us.
+    for (std::size_t i = 0; i < timers.size(); ++i) {
+      if (i == self || !timers[i].pending) continue;
+      const timer_model& u = timers[i];
+      FUZZ_CHECK(u.deadline > t.deadline || (u.deadline == t.deadline && u.sequence > t.sequence));
+    }
+    ++t.fired;
+    const bool periodic = t.period != clock_type::duration::zero();
+    if (!periodic) {
+      FUZZ_CHECK(t.fired == 1);
+      t.pending = false;
+      FUZZ_CHECK(loop.cancel(t.id) == errc::not_found);  // a fired one-shot id is stale in its own callback
+    }
+    firing_timer = static_cast<long>(self);
+    act(a, arg, 1, self);
+    firing_timer = -1;
+    if (periodic && t.pending) {
+      // The loop re-arms after the callback: firing n is due at start + n * period, skipping what
+      // the loop is behind on.
+      auto next = t.deadline + t.period;
+      if (next <= loop.now()) next = t.deadline + ((loop.now() - t.deadline) / t.period + 1) * t.period;
+      t.deadline = next;
+      t.sequence = next_sequence++;
+    }
+  }
+
+  void on_post(std::uint32_t n, action a, std::uint8_t arg) {
+    FUZZ_CHECK(n == posts_run);  // exactly once, in order
+    ++posts_run;
+    act(a, arg, 2, n);
+  }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  clock_type::reset();
+  fuzz::byte_reader in(data, size);
+  state s;
+  FUZZ_CHECK(s.loop.status() == errc::ok);
+  for (int step = 0; step < 400 && !in.empty(); ++step) {
+    const std::uint8_t op = in.byte();
+    const std::uint8_t a = in.byte();
+    const std::uint8_t b = in.byte();
+    const auto act = static_cast<action>(b % action_count);
+    const std::uint8_t arg = in.byte();
+    switch (op % 11) {
+      case 0: s.do_add(a % channels, static_cast<events>(a >> 3 & 0x3), act, arg); break;
+      case 1: s.do_modify(a % 16, static_cast<events>(b & 0x3)); break;
+      case 2: s.do_remove(a % 16); break;
+      case 3: s.do_ready(a % channels, static_cast<events>((a >> 3) & 0xf)); break;
+      case 4: s.do_arm(a % 8, 0, act, arg); break;
+      case 5: s.do_arm(a % 8, 1 + a % 5, act, arg); break;
+      case 6: s.do_cancel(a % 16); break;
+      case 7: s.do_post(act, arg); break;
+      case 8: FUZZ_CHECK(s.loop.run_once() == errc::ok); break;
+      case 9: FUZZ_CHECK(s.loop.poll() == errc::ok); break;
+      case 10: clock_type::advance(std::chrono::microseconds(a * 50)); break;
+    }
+    s.check_counts();
+  }
+  // Drain: every accepted post runs; every one-shot timer fires once its time comes.
+  for (int i = 0; i < 64 && s.posts_run < s.posts_accepted; ++i) FUZZ_CHECK(s.loop.poll() == errc::ok);
+  FUZZ_CHECK(s.posts_run == s.posts_accepted);
+  for (int i = 0; i < 64 && s.pending_timers() != 0; ++i) {
+    for (std::size_t k = 0; k < s.timers.size(); ++k)  // periodic ones never end: cancel them
+      if (s.timers[k].pending && s.timers[k].period != clock_type::duration::zero()) s.do_cancel(k);
+    // Virtual time only moves when the loop would block, and a source that callbacks keep making
+    // ready never lets it: move the clock, as real time would.
+    clock_type::advance(std::chrono::milliseconds(1));
+    FUZZ_CHECK(s.loop.run_once() == errc::ok);
+  }
+  FUZZ_CHECK(s.pending_timers() == 0);
+  s.check_counts();
+  return 0;
+}
