@@ -32,6 +32,7 @@ struct poll_port {
     backend& operator=(const backend&) = delete;
 
     errc open() noexcept {
+      // TINYLOOP_POLL_PIPE_WAKE picks the pipe on Linux too (the tests run both).
 #if defined(__linux__) && !defined(TINYLOOP_POLL_PIPE_WAKE)
       // An eventfd is both ends of the channel, and its counter never fills up.
       wake_read_ = wake_write_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

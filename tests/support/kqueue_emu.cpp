@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstddef>
+#include <type_traits>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -29,17 +30,19 @@ constexpr int max_epoll_events = 32;  // per epoll_wait call
 constexpr int max_carry = max_epoll_events;  // each fd gives at most one report more than fits
 constexpr std::uint64_t wake_key = ~std::uint64_t{0};  // epoll data of the eventfd; no fd has it
 
+// No default member initialisers here or below: the queue array must be zero-initialised static
+// storage (no constructor runs at start-up, and untouched pages stay unmapped). `{}` resets.
 struct filter_state {
-  bool present = false;
-  bool enabled = false;
-  bool inert = false;  // the fd's access mode cannot serve this filter: accepted, never fires
-  unsigned short flags = 0;  // EV_CLEAR | EV_ONESHOT, as registered
-  void* udata = nullptr;
+  bool present;
+  bool enabled;
+  bool inert;            // the fd's access mode cannot serve this filter: accepted, never fires
+  unsigned short flags;  // EV_CLEAR | EV_ONESHOT, as registered
+  void* udata;
 };
 
 struct fd_entry {
-  int key = 0;  // fd + 1; 0 marks an empty slot
-  bool in_epoll = false;
+  int key;  // fd + 1; 0 marks an empty slot
+  bool in_epoll;
   filter_state read;
   filter_state write;
 };
@@ -69,6 +72,7 @@ struct queue {
 };
 
 queue queues[max_queues];  // static storage: zero-initialised, every slot free
+static_assert(std::is_trivially_default_constructible<queue>::value, "zero-initialised, no start-up code");
 
 // ---- helpers ------------------------------------------------------------------------------------
 
