@@ -1548,8 +1548,11 @@ struct sim_port {
     errc wait(clock::time_point deadline, Sink& sink) noexcept {
       stalled_ = false;
       std::size_t reported = 0;
-      for (std::size_t i = 0; i < count_ && reported < Config::events_per_wait; ++i) {
-        registration& r = registrations_[i];
+      // Starts where the previous scan stopped, so a channel that is always ready cannot keep the
+      // others out of a full batch.
+      for (std::size_t n = 0; n < count_ && reported < Config::events_per_wait; ++n) {
+        if (next_ >= count_) next_ = 0;
+        registration& r = registrations_[next_++];
         const events ev = ready_[r.channel] & (r.interest | events::error | events::hangup);
         if (!any(ev)) continue;
         ready_[r.channel] &= ~ev;
@@ -1584,6 +1587,7 @@ struct sim_port {
 
     registration registrations_[Config::max_sources] = {};
     std::size_t count_ = 0;
+    std::size_t next_ = 0;
     events ready_[max_channels] = {};
     std::atomic<bool> woken_{false};
     bool stalled_ = false;
@@ -1975,12 +1979,9 @@ class event_loop {
       if (e != errc::ok) os_errno_ = port_.last_errno();
       if (any(s.interest)) --interested_sources_;
       s.interest = events::none;
+      s.cb = nullptr;  // empty while its own callback runs: dispatch_io() holds it
       sources_.invalidate(id.index());
-      if (id.index() != running_source_) {
-        s.cb = nullptr;
-        sources_.recycle(id.index());
-      }
-      // else dispatch_io() frees the slot when the running callback returns.
+      sources_.recycle(id.index());
       return e;
     }
   }
@@ -2012,11 +2013,9 @@ class event_loop {
   errc cancel(timer_id id) noexcept {
     assert_loop_thread();
     if (!timers_.live(id.index(), id.generation())) return errc::not_found;
-    timer& t = timers_[id.index()];
+    heap_.erase(id.index());           // not queued while it fires: nothing to do then
+    timers_[id.index()].cb = nullptr;  // empty while it fires: fire_timers() holds it
     timers_.invalidate(id.index());
-    if (id.index() == firing_timer_) return errc::ok;  // fire_timers() recycles it after the callback
-    heap_.erase(id.index());
-    t.cb = nullptr;
     timers_.recycle(id.index());
     return errc::ok;
   }
@@ -2179,7 +2178,6 @@ class event_loop {
     struct sigaction previous {};
 #endif
   };
-  static constexpr std::uint32_t none = 0xffffffffu;
 
   // ---- the wake protocol ----------------------------------------------------------------------
   //
@@ -2275,7 +2273,11 @@ class event_loop {
     if (deadline == time_point::min()) {
       // Nothing to wait for and no fds: skip the syscall. Wakes are drained by the next real wait.
       if (sources_.size() == 0) return errc::ok;
-      return finish_wait(port_.wait(deadline, sink));
+      const errc e = port_.wait(deadline, sink);
+      // The port may have drained its wake channel: a wake_pending_ left set would make every
+      // producer skip its wake() during our next sleep (found by spin: tests/model/). RMW as below.
+      wake_pending_.exchange(false, std::memory_order_acq_rel);
+      return finish_wait(e);
     }
     sleeping_.exchange(1, std::memory_order_acq_rel);  // pairs with notify()'s RMW
     if (work_pending()) deadline = time_point::min();
@@ -2301,13 +2303,11 @@ class event_loop {
       source& s = sources_[index];
       const events ev = f.ev & (s.interest | events::error | events::hangup);
       if (!any(ev)) continue;  // paused by modify() after the wait fetched it
-      running_source_ = index;
-      s.cb(ev);
-      running_source_ = none;
-      if (!sources_.live(index, gen)) {  // removed by its own callback
-        s.cb = nullptr;
-        sources_.recycle(index);
-      }
+      // The callback runs from a local, so that removing its own source frees the slot at once
+      // (add() inside the callback may reuse it, even at full capacity).
+      io_callback cb = static_cast<io_callback&&>(s.cb);
+      cb(ev);
+      if (sources_.live(index, gen)) sources_[index].cb = static_cast<io_callback&&>(cb);
       ++ran;
     }
     return ran;
@@ -2333,25 +2333,26 @@ class event_loop {
       if (deadline > now_ || heap_.top_sequence() >= arm_limit_) break;
       const std::uint32_t i = heap_.top_node();
       heap_.pop();
-      timer& t = timers_[i];
       ++ran;
-      // The callback runs in place. A one-shot timer's id is stale before it runs (it has
-      // fired); the slot is recycled only after it returns, so arming inside cannot reuse it.
-      const bool periodic = t.period != duration::zero();
+      // The callback runs from a local. A one-shot timer has fired: its id is stale and its slot
+      // free before the callback runs, so re-arming inside works even at full capacity. A
+      // periodic timer keeps its slot unless the callback cancels it (which frees it at once).
+      callback cb = static_cast<callback&&>(timers_[i].cb);
+      const duration period = timers_[i].period;
       const std::uint32_t gen = timers_.generation(i);
-      if (!periodic) timers_.invalidate(i);
-      firing_timer_ = i;
-      t.cb();
-      firing_timer_ = none;
-      if (!periodic || !timers_.live(i, gen)) {  // fired once, or cancelled by its own callback
-        t.cb = nullptr;
+      if (period == duration::zero()) {
+        timers_.invalidate(i);
         timers_.recycle(i);
+        cb();
         continue;
       }
+      cb();
+      if (!timers_.live(i, gen)) continue;  // cancelled by its own callback
+      timers_[i].cb = static_cast<callback&&>(cb);
       // Firing n is due at start + n * period. Behind by more than a period: skip to the first
       // multiple after now rather than delivering a burst.
-      time_point next = detail::add_saturating(deadline, t.period);
-      if (next <= now_) next = detail::add_saturating(deadline, skip_periods(now_ - deadline, t.period));
+      time_point next = detail::add_saturating(deadline, period);
+      if (next <= now_) next = detail::add_saturating(deadline, skip_periods(now_ - deadline, period));
       heap_.push(i, next, next_sequence_++);
     }
     return ran;
@@ -2467,7 +2468,6 @@ class event_loop {
   time_point now_{};
   detail::slot_table<source, Config::max_sources> sources_;
   std::size_t interested_sources_ = 0;
-  std::uint32_t running_source_ = none;
   fetched_event fetched_[Config::events_per_wait];
   std::size_t fetched_count_ = 0;
   std::size_t fetched_next_ = 0;
@@ -2475,7 +2475,6 @@ class event_loop {
   detail::timer_heap<time_point, Config::max_timers> heap_;
   std::uint64_t next_sequence_ = 0;
   std::uint64_t arm_limit_ = 0;
-  std::uint32_t firing_timer_ = none;
   bool stalled_ = false;
   watched_signal signals_[Port::has_signals && Config::max_signals > 0 ? Config::max_signals : 1];
   std::size_t signal_count_ = 0;
