@@ -299,7 +299,7 @@ void register_floor() {
     add<timer_churn<true>>("TimerScalingMid", "floor", n, 2000);
   }
   for (long n : fd_scaling_sizes) {
-    if (quick_mode() && n > 100) continue;
+    if ((quick_mode() && n > 100) || !fds_available(n)) continue;  // RLIMIT_NOFILE too low: skipped
     add<fd_scaling>("FdScaling", "floor", n, 500);
     add<fd_scaling_poll>("FdScaling", "floor-poll", n, 500);
   }

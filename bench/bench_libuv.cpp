@@ -331,7 +331,7 @@ void register_libuv() {
     add<timer_churn<true>>("TimerScalingMid", "libuv", n, 2000);
   }
   for (long n : fd_scaling_sizes) {
-    if (quick_mode() && n > 100) continue;
+    if ((quick_mode() && n > 100) || !fds_available(n)) continue;  // RLIMIT_NOFILE too low: skipped
     add<fd_scaling>("FdScaling", "libuv", n, 500);
   }
 }

@@ -281,7 +281,7 @@ template <class PollPort>
 void register_poll_port() {
   if constexpr (is_complete<PollPort>::value) {
     for (long n : fd_scaling_sizes) {
-      if (quick_mode() && n > 100) continue;
+      if ((quick_mode() && n > 100) || !fds_available(n)) continue;  // RLIMIT_NOFILE too low: skipped
       add<fd_scaling<PollPort>>("FdScaling", "tinyloop-poll", n, 500);
     }
   }
@@ -310,7 +310,7 @@ void register_tinyloop() {
     add<timer_churn<scaling_config, true>>("TimerScalingMid", "tinyloop", n, 2000);
   }
   for (long n : fd_scaling_sizes) {
-    if (quick_mode() && n > 100) continue;
+    if ((quick_mode() && n > 100) || !fds_available(n)) continue;  // RLIMIT_NOFILE too low: skipped
     add<fd_scaling<tinyloop::epoll_port>>("FdScaling", "tinyloop", n, 500);
   }
   register_poll_port<tinyloop::poll_port>();

@@ -106,6 +106,7 @@ class alloc_scope {
 // Small helpers shared by every library's file.
 void check(bool ok, const char* what);  // aborts with a message: a broken fixture must not yield numbers
 void raise_fd_limit();
+bool fds_available(long n);  // can this process open n more fds (after raise_fd_limit())?
 int make_eventfd();
 void make_socketpair(int fds[2]);
 void make_tcp_pair(int fds[2]);  // connected 127.0.0.1 pair, TCP_NODELAY, non-blocking

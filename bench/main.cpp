@@ -69,6 +69,12 @@ void raise_fd_limit() {
   setrlimit(RLIMIT_NOFILE, &rl);
 }
 
+bool fds_available(long n) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return false;
+  return rl.rlim_cur == RLIM_INFINITY || static_cast<rlim_t>(n) + 64 <= rl.rlim_cur;  // 64: the loops' own
+}
+
 int make_eventfd() {
   int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   check(fd >= 0, "eventfd");
