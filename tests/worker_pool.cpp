@@ -7,6 +7,9 @@
 #include "wip/worker_pool.hpp"  // until the worker_pool section is pasted into loop.hpp (then it is empty)
 #endif
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -482,6 +485,57 @@ TYPED_TEST(worker_pool_test, destroying_the_pool_cancels_queued_waits_for_runnin
   EXPECT_EQ(cancelled, 6);
   // The hook is detached: the loop has nothing left and returns at once.
   EXPECT_EQ(loop.run(), errc::ok);
+}
+
+TYPED_TEST(worker_pool_test, workers_run_with_asynchronous_signals_blocked) {
+  loop_t<TypeParam> loop;
+  tinyloop::worker_pool<loop_t<TypeParam>, 1, 1> pool(loop);
+  std::atomic<int> blocked{-1};
+  ASSERT_TRUE(pool.submit(
+                      [&] {
+                        sigset_t current;
+                        pthread_sigmask(SIG_BLOCK, nullptr, &current);
+                        blocked = sigismember(&current, SIGINT) == 1 && sigismember(&current, SIGTERM) == 1 &&
+                                  sigismember(&current, SIGSEGV) == 0;
+                      },
+                      [](errc) {})
+                  .ok());
+  EXPECT_EQ(loop.run(), errc::ok);
+  EXPECT_EQ(blocked.load(), 1);
+  // The loop thread's own mask is left as it was.
+  sigset_t mine;
+  pthread_sigmask(SIG_BLOCK, nullptr, &mine);
+  EXPECT_EQ(sigismember(&mine, SIGINT), 0);
+}
+
+TYPED_TEST(worker_pool_test, submit_from_a_done_run_by_the_destructor_is_refused) {
+  probed_loop<TypeParam> loop;
+  errc first = errc::ok;
+  errc resubmitted = errc::ok;
+  gate release;  // outlive the pool: its destructor opens `release`
+  gate running;
+  {
+    using pool_t = tinyloop::worker_pool<probed_loop<TypeParam>, 1, 4>;
+    pool_t pool(loop);
+    ASSERT_TRUE(pool.submit(
+                        [&] {
+                          running.open();
+                          release.wait();
+                        },
+                        [](errc) {})
+                    .ok());
+    running.wait();
+    pool_t* p = &pool;
+    ASSERT_TRUE(pool.submit([] {},
+                            [&, p](errc e) {
+                              first = e;
+                              resubmitted = p->submit([] {}, [](errc) {}).error();
+                            })
+                    .ok());
+    loop.on_loop_thread_trigger = &release;  // the blocker ends once the destructor cancelled the rest
+  }
+  EXPECT_EQ(first, errc::cancelled);
+  EXPECT_EQ(resubmitted, errc::cancelled);
 }
 
 TYPED_TEST(worker_pool_test, destroying_an_idle_pool_and_keeping_the_loop) {

@@ -30,11 +30,15 @@ namespace tinyloop {
 // Queues:    free slots: a tagged Treiber stack (no spurious "full" while a slot is being returned);
 //            work:       detail::bounded_queue (MPMC: submitters -> workers) of slot indices;
 //            completed:  detail::bounded_queue (MPSC: workers/cancellers -> loop) of slot indices.
-//            A slot index is in each queue at most once (a slot returns to the free stack only after both
-//            its work-queue entry was consumed and its done() ran), so neither ring can ever be full.
+//            A slot index is in each ring at most once (a slot returns to the free stack only after both
+//            its work-ring entry was consumed and its done() ran), so no ring ever needs more cells than it
+//            has (the work ring's push may still wait a moment for a preempted worker: see push_work).
 // Wakes:     completions reach the loop through an async_hook: trigger() is coalesced by the loop, and
 //            keeps_alive() holds run() open while any done() is outstanding. Idle workers sleep on a
 //            pthread condition variable; submit() only takes the mutex when a worker is asleep.
+// Loop:      any type with status(), attach(async_hook&), detach(async_hook&), trigger(async_hook&) and a
+//            nested async_hook, as event_loop has. The pool must be destroyed before its loop, on the loop
+//            thread, and not from inside one of its own done() callbacks.
 // =============================================================================================================
 
 namespace detail {
@@ -82,7 +86,8 @@ class worker_pool {
     // EINTR because of us. Synchronous signals stay unblocked (blocking them is undefined if they happen).
     sigset_t all, old;
     sigfillset(&all);
-    for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS}) sigdelset(&all, s);
+    const int synchronous[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    for (int signo : synchronous) sigdelset(&all, signo);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     for (; started_ < Threads; ++started_) {
       if (pthread_create(&threads_[started_], nullptr, &worker_main, this) != 0) break;
@@ -115,11 +120,14 @@ class worker_pool {
   worker_pool& operator=(const worker_pool&) = delete;
 
   // errc::ok, or why the pool cannot run work: the loop's status, os_error when a thread could not start
-  // (submit() then returns it and runs nothing).
+  // (submit() then returns it and runs nothing), cancelled once the destructor has begun.
   errc status() const noexcept { return status_.load(std::memory_order_relaxed); }
 
-  // Any thread. Lock-free except for a short mutex hold when a worker is asleep and must be woken.
-  // full: all Capacity slots hold work whose done() has not run yet; both callbacks are destroyed unrun.
+  // Any thread (not a signal handler). Lock-free except for a short mutex hold when a worker is asleep and
+  // must be woken. On any error both callbacks are destroyed unrun and nothing else is touched:
+  //   invalid_argument  work or done is empty
+  //   full              all Capacity slots hold work whose done() has not run yet
+  //   status()          the pool could not start, or is being destroyed (a done() run by ~worker_pool)
   result<work_id> submit(work_function work, done_function done) noexcept {
     if (!work || !done) return errc::invalid_argument;
     // Relaxed: only this pool's constructor and destructor write it (see ~worker_pool()).
