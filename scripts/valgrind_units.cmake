@@ -1,4 +1,4 @@
-# cmake -DBUILD_DIR=<build/host> [-DLABEL=unit] [-DEXCLUDE=<regex>] -P scripts/valgrind_units.cmake
+# cmake -DBUILD_DIR=<build/host> [-DLABEL=unit] [-DEXCLUDE=<regex>] [-DTIMEOUT=300] -P scripts/valgrind_units.cmake
 #
 # Runs every unit-test executable of a native, non-sanitizer build once under
 # `valgrind --error-exitcode=1` (all its test cases in one process: valgrind's start-up
@@ -16,6 +16,9 @@ if(NOT BUILD_DIR)
 endif()
 if(NOT LABEL)
   set(LABEL unit)
+endif()
+if(NOT TIMEOUT)
+  set(TIMEOUT 300)  # seconds per program; a hang under valgrind fails instead of stalling CI
 endif()
 find_program(VALGRIND valgrind REQUIRED)
 get_filename_component(BUILD_DIR "${BUILD_DIR}" ABSOLUTE)
@@ -99,6 +102,7 @@ foreach(_exe IN LISTS _exes)
     COMMAND "${VALGRIND}" --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
             --track-origins=yes --quiet "${_exe}" ${_extra}
     WORKING_DIRECTORY "${_wd_${_exe}}"
+    TIMEOUT ${TIMEOUT}
     RESULT_VARIABLE _rc)
   string(TIMESTAMP _t1 "%s")
   math(EXPR _dt "${_t1} - ${_t0}")
