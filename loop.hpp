@@ -71,6 +71,15 @@
 #endif
 #endif
 
+// Hot-path helpers the optimiser sometimes leaves out of line at -O2/-O3.
+#if !defined(TINYLOOP_ALWAYS_INLINE)
+#if defined(__GNUC__) || defined(__clang__)
+#define TINYLOOP_ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define TINYLOOP_ALWAYS_INLINE inline
+#endif
+#endif
+
 // Separates data written by different cores. Only matters where there are several cores.
 #if !defined(TINYLOOP_CACHE_LINE)
 #if TINYLOOP_HOSTED
@@ -260,8 +269,8 @@ class inplace_function<R(Args...), Bytes> {
     ops_ = &operations_for<D>;
   }
 
-  inplace_function(inplace_function&& other) noexcept { take(other); }
-  inplace_function& operator=(inplace_function&& other) noexcept {
+  TINYLOOP_ALWAYS_INLINE inplace_function(inplace_function&& other) noexcept { take(other); }
+  TINYLOOP_ALWAYS_INLINE inplace_function& operator=(inplace_function&& other) noexcept {
     if (this != &other) {
       reset();
       take(other);
@@ -282,13 +291,13 @@ class inplace_function<R(Args...), Bytes> {
   R operator()(Args... args) { return ops_->invoke(storage_, static_cast<Args&&>(args)...); }
 
  private:
-  void reset() noexcept {
+  TINYLOOP_ALWAYS_INLINE void reset() noexcept {
     if (ops_ != nullptr) {
       if (ops_->destroy != nullptr) ops_->destroy(storage_);
       ops_ = nullptr;
     }
   }
-  void take(inplace_function& other) noexcept {
+  TINYLOOP_ALWAYS_INLINE void take(inplace_function& other) noexcept {
     if (other.ops_ != nullptr) {
       if (other.ops_->relocate != nullptr)
         other.ops_->relocate(storage_, other.storage_);
@@ -459,11 +468,11 @@ class timer_heap {
   void push(std::uint32_t node, Key deadline, std::uint64_t sequence) noexcept {
     ++size_;
     if constexpr (Chains) {
-      sequence_[node] = sequence;
       std::uint32_t r = newest_;
-      if (r != npos && heap_[position_[r]].deadline == deadline) {
+      if (r != npos && newest_deadline_ == deadline) {
         if (r < N) r = make_chain(r);  // a second timer at this deadline: the entry becomes a chain
         const std::uint32_t c = r - N;
+        sequence_[node] = sequence;
         prev_[node] = chain_tail_[c];
         next_[node] = npos;
         next_[chain_tail_[c]] = node;
@@ -472,6 +481,7 @@ class timer_heap {
         return;
       }
       newest_ = node;
+      newest_deadline_ = deadline;
     }
     chain_of_[node] = alone;
     sift_up(heap_size_++, {deadline, sequence, node});
@@ -532,6 +542,7 @@ class timer_heap {
     prev_[node] = next_[node] = npos;
     chain_of_[node] = c + first_chain;
     const std::uint32_t at = position_[node];
+    sequence_[node] = heap_[at].sequence;
     heap_[at].ref = N + c;
     position_[N + c] = at;
     return newest_ = N + c;
@@ -584,6 +595,7 @@ class timer_heap {
   std::size_t heap_size_ = 0;
   std::size_t size_ = 0;
   std::uint32_t newest_ = npos;                // ref of the entry armed last, while it is queued
+  Key newest_deadline_{};                      // its deadline
   std::uint32_t position_[N + chain_slots];   // ref -> heap index
   std::uint32_t chain_of_[N] = {};            // see unqueued, alone, first_chain
   // Per chain (free chains are linked through chain_head_), and per node for chain members.
@@ -609,7 +621,9 @@ class bounded_queue {
                 "tinyloop: a queue capacity (post_capacity) must be a power of two, at least 2");
   static_assert(std::is_nothrow_move_constructible_v<T>, "tinyloop: queue items must move without throwing");
 
-  struct cell {
+  // One cache line per cell on hosted targets: a producer filling cell k+1 must not invalidate the
+  // line the consumer is reading cell k from.
+  struct alignas(TINYLOOP_CACHE_LINE) cell {
     std::atomic<std::size_t> sequence;
     alignas(T) unsigned char storage[sizeof(T)];
   };
@@ -673,6 +687,23 @@ class bounded_queue {
         pos = head_.load(std::memory_order_relaxed);
       }
     }
+  }
+
+  // try_pop for a queue with one consumer (the loop's posts): the position needs no CAS, as no
+  // other thread moves head_. Must not be mixed with try_pop from another thread.
+  bool try_pop_single(T& out) noexcept {
+    const std::size_t pos = head_.load(std::memory_order_relaxed);
+    cell& c = cells_[pos & (Capacity - 1)];
+    // acquire: pairs with the producer's release, so the item is fully constructed.
+    if (c.sequence.load(std::memory_order_acquire) != pos + 1) return false;  // empty or unpublished
+    T* item = std::launder(reinterpret_cast<T*>(c.storage));
+    out = static_cast<T&&>(*item);
+    item->~T();
+    // relaxed: head_ is read by size_approx() only as an estimate.
+    head_.store(pos + 1, std::memory_order_relaxed);
+    // release: the slot is free for the producer one lap ahead only after we moved out.
+    c.sequence.store(pos + Capacity, std::memory_order_release);
+    return true;
   }
 
   // Consumer side: is the next item published (try_pop would succeed)?
@@ -2242,8 +2273,8 @@ class event_loop {
       if (e != errc::ok) return e;
       // A wait that may have slept starts a new iteration: the callbacks of what it fetched, and
       // the timers they arm, must see the time the events arrived, not the time we fell asleep.
-      if (block) now_ = clock::now();
-      ran += dispatch_io();
+      if (slept_) now_ = clock::now();
+      if (fetched_next_ < fetched_count_) ran += dispatch_io();
       if (ran != 0 || !block || stopping()) break;
       // Nothing ran although we waited: a timer came due, or work arrived that this iteration
       // had not seen; or a wake() asked us to return.
@@ -2267,6 +2298,7 @@ class event_loop {
 
   errc wait_for_events(time_point deadline) noexcept {
     fetched_count_ = fetched_next_ = 0;
+    slept_ = false;
     auto sink = [this](std::uint64_t token, events ev) noexcept {
       if (fetched_count_ < Config::events_per_wait) fetched_[fetched_count_++] = {token, ev};
     };
@@ -2281,6 +2313,7 @@ class event_loop {
     }
     sleeping_.exchange(1, std::memory_order_acq_rel);  // pairs with notify()'s RMW
     if (work_pending()) deadline = time_point::min();
+    slept_ = deadline != time_point::min();  // only a wait that may have slept needs a fresh now_
     const errc e = port_.wait(deadline, sink);
     sleeping_.store(0, std::memory_order_relaxed);
     // RMW, not a store: a producer that saw `true` here and skipped its wake is ordered before us.
@@ -2375,7 +2408,7 @@ class event_loop {
     std::size_t budget = posts_.size_approx();
     std::size_t ran = 0;
     callback cb;
-    while (budget-- != 0 && !stopping() && posts_.try_pop(cb)) {
+    while (budget-- != 0 && !stopping() && posts_.try_pop_single(cb)) {
       cb();
       cb = nullptr;
       ++ran;
@@ -2471,6 +2504,7 @@ class event_loop {
   fetched_event fetched_[Config::events_per_wait];
   std::size_t fetched_count_ = 0;
   std::size_t fetched_next_ = 0;
+  bool slept_ = false;  // the last wait_for_events() let the port block
   detail::slot_table<timer, Config::max_timers> timers_;
   detail::timer_heap<time_point, Config::max_timers> heap_;
   std::uint64_t next_sequence_ = 0;
