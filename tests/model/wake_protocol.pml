@@ -1,5 +1,5 @@
 /*
- * The post/wake/sleep handshake of tinyloop::event_loop (loop.hpp: notify(), wait_for_events(),
+ * The post/wake/sleep handshake of tinyloop::event_loop (loop.hpp 5754aa7: notify(), wait_for_events(),
  * iterate(), run_posts(), detail::bounded_queue), as a Promela model checked by spin.
  *
  * What is modelled:
@@ -11,7 +11,7 @@
  *   - the loop thread, one iterate() at a time: run a snapshot of the posts (size_approx() = claimed
  *     minus consumed, popped while the head slot is published), then
  *       something ran:  wait_for_events(min): a non-blocking port.wait only if a source is registered
- *                       (HAS_SOURCES), else no syscall;
+ *                       (HAS_SOURCES), else no syscall; after it wake_pending_.exchange(false, acq_rel);
  *       nothing ran:    sleeping_.exchange(1, acq_rel); re-check work_pending() (front_ready(), woken_);
  *                       port.wait(max, or min if work is pending); sleeping_.store(0);
  *                       wake_pending_.exchange(false, acq_rel);
@@ -56,14 +56,14 @@
  *
  * Variants:
  *   HAS_SOURCES=0/1     whether an fd is registered (decides whether a non-blocking wait makes a syscall)
- *   FIXED_POLL_CLEAR    the non-blocking wait is followed by wake_pending_.exchange(false), as the
- *                       blocking one is. Without it (loop.hpp as of 6e6fd43) spin finds a lost wake when
- *                       HAS_SOURCES=1: a producer reads sleeping_ == 1, is preempted, the loop wakes for
- *                       another reason and clears wake_pending_, the producer sets it and writes the
- *                       eventfd; the loop runs a post, polls without blocking (draining the eventfd but
- *                       leaving wake_pending_ set), then sleeps; every later producer sees wake_pending_
- *                       set and skips its wake(): the loop sleeps with a post queued.
  * Deliberately broken variants (CTest expects spin to find an error in each):
+ *   BROKEN_STALE_CLEAR  the non-blocking wait is not followed by wake_pending_.exchange(false) (loop.hpp
+ *                       before 5754aa7; spin found it). With HAS_SOURCES=1: a producer reads sleeping_ == 1,
+ *                       is preempted, the loop wakes for another reason and clears wake_pending_, the
+ *                       producer sets it and writes the eventfd; the loop runs a post, polls without
+ *                       blocking (draining the eventfd but leaving wake_pending_ set), then sleeps; every
+ *                       later producer sees wake_pending_ set and skips its wake(): the loop sleeps with a
+ *                       post queued.
  *   BROKEN_NO_RECHECK   the loop blocks without re-checking for work after setting sleeping_
  *   BROKEN_NO_FENCE     the producer's read of sleeping_ takes effect before its publish
  *   BROKEN_NO_EXCHANGE  wake_pending_ is tested and set with a separate load and store
@@ -179,8 +179,10 @@ active proctype loop() {
         /* wait_for_events(min): a non-blocking port.wait, skipped when no fd is registered */
 #if HAS_SOURCES
         port_wait(false);
-#ifdef FIXED_POLL_CLEAR
-        clear_wake_pending()
+#ifndef BROKEN_STALE_CLEAR
+        clear_wake_pending()              /* wake_pending_.exchange(false, acq_rel) */
+#else
+        skip
 #endif
 #else
         skip
