@@ -33,8 +33,11 @@ using loop_t = tinyloop::event_loop<tinyloop::sim_port, small>;
 constexpr int channels = 8;
 constexpr std::size_t max_records = 200;  // model entries per input; ops beyond are skipped
 
-enum class action : std::uint8_t { none, remove_source, modify_source, cancel_timer, arm_timer, post, ready, self };
-constexpr int action_count = 8;
+enum class action : std::uint8_t {
+  none, remove_source, modify_source, cancel_timer, arm_timer, post, ready, self, stop, trigger_hook, detach_hook
+};
+constexpr int action_count = 11;
+constexpr int hook_count = 3;
 
 struct source_model {
   tinyloop::source_id id;
@@ -61,10 +64,78 @@ struct state {
   std::uint32_t posts_accepted = 0;
   std::uint32_t posts_run = 0;
   int depth = 0;  // callbacks' actions do not nest further
+  bool stop_requested = false;  // stop() called: no callback may run until run_once/poll returns
+
+  struct hook_model {
+    loop_t::async_hook hook;
+    state* owner = nullptr;
+    int index = 0;
+    bool attached = false;
+    bool triggered = false;  // trigger() since its on_trigger last ran
+  };
+  hook_model hooks[hook_count];
   // Callbacks hold references into the model while their actions add entries: never reallocate.
   state() {
     sources.reserve(max_records);
     timers.reserve(max_records);
+    for (int i = 0; i < hook_count; ++i) {
+      hooks[i].owner = this;
+      hooks[i].index = i;
+      hooks[i].hook.context = &hooks[i];
+      hooks[i].hook.on_trigger = [](void* c) noexcept {
+        auto* h = static_cast<hook_model*>(c);
+        h->owner->on_hook(h->index);
+      };
+    }
+  }
+  ~state() {
+    for (auto& h : hooks)
+      if (h.attached) (void)loop.detach(h.hook);
+  }
+
+  void callback_starts() { FUZZ_CHECK(!stop_requested); }  // stop() ends the run after the running callback
+
+  void do_attach(int k) {
+    const errc e = loop.attach(hooks[k].hook);
+    FUZZ_CHECK(e == (hooks[k].attached ? errc::already_exists : errc::ok));
+    hooks[k].attached = true;
+  }
+  void do_detach(int k) {
+    const errc e = loop.detach(hooks[k].hook);
+    FUZZ_CHECK(e == (hooks[k].attached ? errc::ok : errc::not_found));
+    hooks[k].attached = false;
+  }
+  void do_trigger(int k) {
+    if (!hooks[k].attached) return;  // trigger() is for attached hooks only
+    loop.trigger(hooks[k].hook);
+    hooks[k].triggered = true;
+  }
+  void on_hook(int k) {
+    callback_starts();
+    FUZZ_CHECK(hooks[k].attached);   // never after detach(), even when detached by another hook
+    FUZZ_CHECK(hooks[k].triggered);  // once per batch of triggers
+    hooks[k].triggered = false;
+    if (depth > 0) return;
+    // A hook's action: detach or trigger another hook, or stop.
+    ++depth;
+    const int other = (k + 1) % hook_count;
+    switch (hook_actions[k] % 4) {
+      case 1: do_detach(other); break;
+      case 2: do_trigger(other); break;
+      case 3: stop(); break;
+      default: break;
+    }
+    --depth;
+  }
+  std::uint8_t hook_actions[hook_count] = {};
+
+  void stop() {
+    loop.stop();
+    stop_requested = true;
+  }
+  void run(bool poll_only) {
+    FUZZ_CHECK((poll_only ? loop.poll() : loop.run_once()) == errc::ok);
+    stop_requested = false;
   }
 
   std::size_t alive_sources() const {
@@ -192,6 +263,9 @@ struct state {
       case action::arm_timer: do_arm(arg % 4, (arg >> 4) % 3, action::none, 0); break;
       case action::post: do_post(action::none, 0); break;
       case action::ready: do_ready(arg % channels, static_cast<events>((arg >> 4) | 1)); break;
+      case action::stop: stop(); break;
+      case action::trigger_hook: do_trigger(arg % hook_count); break;
+      case action::detach_hook: do_detach(arg % hook_count); break;
       case action::self:
         if (self_kind == 0) do_remove(self);
         if (self_kind == 1) do_cancel(self);
@@ -204,6 +278,7 @@ struct state {
   // ---- callbacks ----
 
   void on_io(std::size_t self, events ev, action a, std::uint8_t arg) {
+    callback_starts();
     FUZZ_CHECK(self < sources.size());
     source_model& s = sources[self];
     FUZZ_CHECK(s.alive);  // never after remove(), even for an event fetched in the same batch
@@ -214,6 +289,7 @@ struct state {
   }
 
   void on_timer(std::size_t self, action a, std::uint8_t arg) {
+    callback_starts();
     FUZZ_CHECK(self < timers.size());
     timer_model& t = timers[self];
     FUZZ_CHECK(t.pending);
@@ -244,6 +320,7 @@ struct state {
   }
 
   void on_post(std::uint32_t n, action a, std::uint8_t arg) {
+    callback_starts();
     FUZZ_CHECK(n == posts_run);  // exactly once, in order
     ++posts_run;
     act(a, arg, 2, n);
@@ -263,7 +340,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::uint8_t b = in.byte();
     const auto act = static_cast<action>(b % action_count);
     const std::uint8_t arg = in.byte();
-    switch (op % 11) {
+    switch (op % 15) {
       case 0: s.do_add(a % channels, static_cast<events>(a >> 3 & 0x3), act, arg); break;
       case 1: s.do_modify(a % 16, static_cast<events>(b & 0x3)); break;
       case 2: s.do_remove(a % 16); break;
@@ -272,14 +349,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 5: s.do_arm(a % 8, 1 + a % 5, act, arg); break;
       case 6: s.do_cancel(a % 16); break;
       case 7: s.do_post(act, arg); break;
-      case 8: FUZZ_CHECK(s.loop.run_once() == errc::ok); break;
-      case 9: FUZZ_CHECK(s.loop.poll() == errc::ok); break;
+      case 8: s.run(false); break;
+      case 9: s.run(true); break;
+      case 11: s.hook_actions[a % hook_count] = b, s.do_attach(a % hook_count); break;
+      case 12: s.do_detach(a % hook_count); break;
+      case 13: s.do_trigger(a % hook_count); break;
+      case 14: s.stop(); break;
       case 10: clock_type::advance(std::chrono::microseconds(a * 50)); break;
     }
     s.check_counts();
   }
-  // Drain: every accepted post runs; every one-shot timer fires once its time comes.
-  for (int i = 0; i < 64 && s.posts_run < s.posts_accepted; ++i) FUZZ_CHECK(s.loop.poll() == errc::ok);
+  // Drain: every accepted post runs; every one-shot timer fires once its time comes; every attached,
+  // triggered hook runs.
+  for (int i = 0; i < 64 && s.posts_run < s.posts_accepted; ++i) s.run(true);
+  for (int i = 0; i < 8; ++i) s.run(true);
+  for (const auto& h : s.hooks) FUZZ_CHECK(!(h.attached && h.triggered));  // no trigger stranded
   FUZZ_CHECK(s.posts_run == s.posts_accepted);
   for (int i = 0; i < 64 && s.pending_timers() != 0; ++i) {
     for (std::size_t k = 0; k < s.timers.size(); ++k)  // periodic ones never end: cancel them
@@ -287,7 +371,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // Virtual time only moves when the loop would block, and a source that callbacks keep making
     // ready never lets it: move the clock, as real time would.
     clock_type::advance(std::chrono::milliseconds(1));
-    FUZZ_CHECK(s.loop.run_once() == errc::ok);
+    s.run(false);
   }
   FUZZ_CHECK(s.pending_timers() == 0);
   s.check_counts();
