@@ -132,17 +132,17 @@ struct tracked {
 std::atomic<int> tracked::alive{0};
 
 template <class F>
-class worker_pool_test : public tltest::port_test<F> {};
-TYPED_TEST_SUITE(worker_pool_test, hosted_ports, tltest::port_name);
+class worker_pool : public tltest::port_test<F> {};
+TYPED_TEST_SUITE_P(worker_pool);
 
-TYPED_TEST(worker_pool_test, starts_with_status_ok) {
+TYPED_TEST_P(worker_pool, starts_with_status_ok) {
   loop_t<TypeParam> loop;
   ASSERT_EQ(loop.status(), errc::ok);
   tinyloop::worker_pool<loop_t<TypeParam>> pool(loop);
   EXPECT_EQ(pool.status(), errc::ok);
 }
 
-TYPED_TEST(worker_pool_test, work_runs_on_a_worker_and_done_on_the_loop_thread) {
+TYPED_TEST_P(worker_pool, work_runs_on_a_worker_and_done_on_the_loop_thread) {
   loop_t<TypeParam> loop;
   tinyloop::worker_pool<loop_t<TypeParam>> pool(loop);
   const auto loop_thread = std::this_thread::get_id();
@@ -161,7 +161,7 @@ TYPED_TEST(worker_pool_test, work_runs_on_a_worker_and_done_on_the_loop_thread) 
   EXPECT_EQ(done_thread, loop_thread);
 }
 
-TYPED_TEST(worker_pool_test, run_stays_alive_until_every_done_ran) {
+TYPED_TEST_P(worker_pool, run_stays_alive_until_every_done_ran) {
   loop_t<TypeParam> loop;
   tinyloop::worker_pool<loop_t<TypeParam>, 2, 16> pool(loop);
   std::atomic<int> ran{0};
@@ -174,7 +174,7 @@ TYPED_TEST(worker_pool_test, run_stays_alive_until_every_done_ran) {
   EXPECT_EQ(done_ok, 16);
 }
 
-TYPED_TEST(worker_pool_test, empty_callbacks_are_invalid_argument) {
+TYPED_TEST_P(worker_pool, empty_callbacks_are_invalid_argument) {
   loop_t<TypeParam> loop;
   tinyloop::worker_pool<loop_t<TypeParam>> pool(loop);
   using pool_t = tinyloop::worker_pool<loop_t<TypeParam>>;
@@ -186,7 +186,7 @@ TYPED_TEST(worker_pool_test, empty_callbacks_are_invalid_argument) {
   EXPECT_EQ(ran.load(), 0);
 }
 
-TYPED_TEST(worker_pool_test, full_when_every_slot_is_in_flight_and_nothing_is_disturbed) {
+TYPED_TEST_P(worker_pool, full_when_every_slot_is_in_flight_and_nothing_is_disturbed) {
   loop_t<TypeParam> loop;
   tinyloop::worker_pool<loop_t<TypeParam>, 1, 4> pool(loop);
   gate release;
@@ -218,7 +218,7 @@ TYPED_TEST(worker_pool_test, full_when_every_slot_is_in_flight_and_nothing_is_di
   EXPECT_EQ(loop.run(), errc::ok);
 }
 
-TYPED_TEST(worker_pool_test, capacity_need_not_be_a_power_of_two) {
+TYPED_TEST_P(worker_pool, capacity_need_not_be_a_power_of_two) {
   loop_t<TypeParam> loop;
   tinyloop::worker_pool<loop_t<TypeParam>, 1, 3> pool(loop);
   gate release;
@@ -231,7 +231,7 @@ TYPED_TEST(worker_pool_test, capacity_need_not_be_a_power_of_two) {
   EXPECT_EQ(done_ok, 3);
 }
 
-TYPED_TEST(worker_pool_test, cancel_of_queued_work_gives_cancelled_and_it_never_runs) {
+TYPED_TEST_P(worker_pool, cancel_of_queued_work_gives_cancelled_and_it_never_runs) {
   loop_t<TypeParam> loop;
   tinyloop::worker_pool<loop_t<TypeParam>, 1, 4> pool(loop);
   gate release;
@@ -264,7 +264,7 @@ TYPED_TEST(worker_pool_test, cancel_of_queued_work_gives_cancelled_and_it_never_
   EXPECT_EQ(blocker_done, errc::ok);
 }
 
-TYPED_TEST(worker_pool_test, cancel_of_running_or_finished_work_is_not_found) {
+TYPED_TEST_P(worker_pool, cancel_of_running_or_finished_work_is_not_found) {
   loop_t<TypeParam> loop;
   tinyloop::worker_pool<loop_t<TypeParam>, 1, 4> pool(loop);
   gate release;
@@ -285,7 +285,7 @@ TYPED_TEST(worker_pool_test, cancel_of_running_or_finished_work_is_not_found) {
   EXPECT_EQ(pool.cancel(id.value()), errc::not_found);  // finished and delivered
 }
 
-TYPED_TEST(worker_pool_test, default_and_stale_ids_are_not_found_even_after_slot_reuse) {
+TYPED_TEST_P(worker_pool, default_and_stale_ids_are_not_found_even_after_slot_reuse) {
   loop_t<TypeParam> loop;
   tinyloop::worker_pool<loop_t<TypeParam>, 1, 1> pool(loop);  // one slot: every submit reuses it
   EXPECT_EQ(pool.cancel(tinyloop::work_id()), errc::not_found);
@@ -311,7 +311,7 @@ TYPED_TEST(worker_pool_test, default_and_stale_ids_are_not_found_even_after_slot
   EXPECT_EQ(pool.cancel(second.value()), errc::not_found);
 }
 
-TYPED_TEST(worker_pool_test, cancel_racing_pickup_gives_exactly_one_outcome) {
+TYPED_TEST_P(worker_pool, cancel_racing_pickup_gives_exactly_one_outcome) {
 #if defined(WP_SANITIZED)
   constexpr int rounds = 300;
 #else
@@ -357,7 +357,7 @@ TYPED_TEST(worker_pool_test, cancel_racing_pickup_gives_exactly_one_outcome) {
   ::testing::Test::RecordProperty("completed", completed);
 }
 
-TYPED_TEST(worker_pool_test, many_submitters_on_several_threads_each_done_exactly_once) {
+TYPED_TEST_P(worker_pool, many_submitters_on_several_threads_each_done_exactly_once) {
   constexpr int producers = 4;
 #if defined(WP_SANITIZED)
   constexpr int per_producer = 500;
@@ -401,7 +401,7 @@ TYPED_TEST(worker_pool_test, many_submitters_on_several_threads_each_done_exactl
   ::testing::Test::RecordProperty("full_seen", full_seen.load());
 }
 
-TYPED_TEST(worker_pool_test, done_may_submit_and_work_may_submit) {
+TYPED_TEST_P(worker_pool, done_may_submit_and_work_may_submit) {
   loop_t<TypeParam> loop;
   using pool_t = tinyloop::worker_pool<loop_t<TypeParam>, 2, 8>;
   pool_t pool(loop);
@@ -446,7 +446,7 @@ struct probed_loop : loop_t<F> {
   }
 };
 
-TYPED_TEST(worker_pool_test, destroying_the_pool_cancels_queued_waits_for_running_and_runs_every_done) {
+TYPED_TEST_P(worker_pool, destroying_the_pool_cancels_queued_waits_for_running_and_runs_every_done) {
   probed_loop<TypeParam> loop;
   gate release;
   gate running;
@@ -487,7 +487,7 @@ TYPED_TEST(worker_pool_test, destroying_the_pool_cancels_queued_waits_for_runnin
   EXPECT_EQ(loop.run(), errc::ok);
 }
 
-TYPED_TEST(worker_pool_test, workers_run_with_asynchronous_signals_blocked) {
+TYPED_TEST_P(worker_pool, workers_run_with_asynchronous_signals_blocked) {
   loop_t<TypeParam> loop;
   tinyloop::worker_pool<loop_t<TypeParam>, 1, 1> pool(loop);
   std::atomic<int> blocked{-1};
@@ -508,7 +508,7 @@ TYPED_TEST(worker_pool_test, workers_run_with_asynchronous_signals_blocked) {
   EXPECT_EQ(sigismember(&mine, SIGINT), 0);
 }
 
-TYPED_TEST(worker_pool_test, submit_from_a_done_run_by_the_destructor_is_refused) {
+TYPED_TEST_P(worker_pool, submit_from_a_done_run_by_the_destructor_is_refused) {
   probed_loop<TypeParam> loop;
   errc first = errc::ok;
   errc resubmitted = errc::ok;
@@ -538,7 +538,7 @@ TYPED_TEST(worker_pool_test, submit_from_a_done_run_by_the_destructor_is_refused
   EXPECT_EQ(resubmitted, errc::cancelled);
 }
 
-TYPED_TEST(worker_pool_test, destroying_an_idle_pool_and_keeping_the_loop) {
+TYPED_TEST_P(worker_pool, destroying_an_idle_pool_and_keeping_the_loop) {
   loop_t<TypeParam> loop;
   {
     tinyloop::worker_pool<loop_t<TypeParam>, 4, 4> pool(loop);
@@ -551,7 +551,7 @@ TYPED_TEST(worker_pool_test, destroying_an_idle_pool_and_keeping_the_loop) {
   EXPECT_EQ(posted, 1);
 }
 
-TYPED_TEST(worker_pool_test, no_allocation_after_construction) {
+TYPED_TEST_P(worker_pool, no_allocation_after_construction) {
 #ifndef WP_COUNT_ALLOCATIONS
   GTEST_SKIP() << "malloc is owned by the sanitizer runtime in this build";
 #else
@@ -591,5 +591,26 @@ TYPED_TEST(worker_pool_test, no_allocation_after_construction) {
   EXPECT_EQ(done, 400);
 #endif
 }
+
+REGISTER_TYPED_TEST_SUITE_P(worker_pool,
+                            starts_with_status_ok,
+                            work_runs_on_a_worker_and_done_on_the_loop_thread,
+                            run_stays_alive_until_every_done_ran,
+                            empty_callbacks_are_invalid_argument,
+                            full_when_every_slot_is_in_flight_and_nothing_is_disturbed,
+                            capacity_need_not_be_a_power_of_two,
+                            cancel_of_queued_work_gives_cancelled_and_it_never_runs,
+                            cancel_of_running_or_finished_work_is_not_found,
+                            default_and_stale_ids_are_not_found_even_after_slot_reuse,
+                            cancel_racing_pickup_gives_exactly_one_outcome,
+                            many_submitters_on_several_threads_each_done_exactly_once,
+                            done_may_submit_and_work_may_submit,
+                            destroying_the_pool_cancels_queued_waits_for_running_and_runs_every_done,
+                            workers_run_with_asynchronous_signals_blocked,
+                            submit_from_a_done_run_by_the_destructor_is_refused,
+                            destroying_an_idle_pool_and_keeping_the_loop,
+                            no_allocation_after_construction);
+
+INSTANTIATE_TYPED_TEST_SUITE_P(port, worker_pool, hosted_ports, tltest::port_name);
 
 }  // namespace worker_pool_tests
