@@ -16,6 +16,9 @@ using namespace std::chrono_literals;
 struct two_sources : tinyloop::default_config {
   static constexpr std::size_t max_sources = 2;
 };
+struct one_event_per_wait : tinyloop::default_config {
+  static constexpr std::size_t events_per_wait = 1;
+};
 struct many_sources_few_events : tinyloop::default_config {
   static constexpr std::size_t max_sources = 24;
   static constexpr std::size_t events_per_wait = 4;  // fewer than ready sources: several waits
@@ -685,6 +688,56 @@ TYPED_TEST_P(io, many_sources_ready_at_once_all_reported) {
   for (auto id : ids) EXPECT_EQ(loop.remove(id), errc::ok);
 }
 
+// A busy fd (ready again every time its callback runs) must not starve another ready fd, even
+// when the loop fetches one event per wait: the port has to take turns.
+TYPED_TEST_P(io, busy_fd_does_not_starve_other_fds) {
+  TLTEST_REQUIRE_FDS();
+  using loop_t = tltest::loop_for<TypeParam, one_event_per_wait>;
+  loop_t loop;
+  tltest::channel_for<TypeParam, loop_t> busy(loop), quiet(loop);
+  ASSERT_TRUE(busy.ok() && quiet.ok());
+  int busy_calls = 0, quiet_calls = 0;
+  auto rb = loop.add(busy.fd(), events::read, [&](events) {
+    ++busy_calls;
+    busy.drain();
+    busy.make_readable();  // more input already waiting
+  });
+  auto rq = loop.add(quiet.fd(), events::read, [&](events) {
+    ++quiet_calls;
+    quiet.drain();
+  });
+  ASSERT_TRUE(rb && rq);
+  busy.make_readable();
+  EXPECT_EQ(loop.poll(), errc::ok);  // the busy fd is first in line
+  quiet.make_readable();
+  for (int i = 0; i < 200 && quiet_calls == 0; ++i) EXPECT_EQ(loop.run_once(), errc::ok);
+  EXPECT_EQ(quiet_calls, 1) << "the busy fd ran " << busy_calls << " times, the other fd never";
+  EXPECT_EQ(loop.remove(rb.value()), errc::ok);
+  EXPECT_EQ(loop.remove(rq.value()), errc::ok);
+}
+
+TYPED_TEST_P(io, busy_fd_does_not_starve_timers) {
+  TLTEST_REQUIRE_FDS();
+  using loop_t = tltest::loop_for<TypeParam>;
+  loop_t loop;
+  tltest::channel_for<TypeParam, loop_t> busy(loop);
+  ASSERT_TRUE(busy.ok());
+  int busy_calls = 0;
+  bool timer_ran = false;
+  auto rb = loop.add(busy.fd(), events::read, [&](events) {
+    ++busy_calls;
+    busy.drain();
+    busy.make_readable();
+    TypeParam::pass_time(std::chrono::milliseconds(1));  // each callback takes a while
+  });
+  ASSERT_TRUE(rb);
+  ASSERT_TRUE(loop.after(2 * TypeParam::tick, [&timer_ran] { timer_ran = true; }));
+  busy.make_readable();
+  for (int i = 0; i < 100000 && !timer_ran; ++i) EXPECT_EQ(loop.run_once(), errc::ok);
+  EXPECT_TRUE(timer_ran) << "the busy fd ran " << busy_calls << " times, the timer never";
+  EXPECT_EQ(loop.remove(rb.value()), errc::ok);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(io, readable_is_reported, writable_is_reported, read_and_write_interest_reports_both,
                             readiness_outside_interest_is_not_reported, new_data_after_drain_is_reported_again,
                             hangup_is_reported_whatever_the_interest, error_is_reported_whatever_the_interest,
@@ -700,7 +753,8 @@ REGISTER_TYPED_TEST_SUITE_P(io, readable_is_reported, writable_is_reported, read
                             default_id_is_not_found, stale_id_is_not_found_after_slot_reuse,
                             full_is_rejected_and_nothing_disturbed, callback_destroyed_on_remove,
                             loop_never_closes_user_fd, remove_after_user_closed_fd,
-                            many_sources_ready_at_once_all_reported);
+                            many_sources_ready_at_once_all_reported, busy_fd_does_not_starve_other_fds,
+                            busy_fd_does_not_starve_timers);
 
 #if !defined(TLTEST_NO_INSTANTIATE)
 INSTANTIATE_TYPED_TEST_SUITE_P(io, io, tltest::all_ports, tltest::port_name);

@@ -204,6 +204,36 @@ TYPED_TEST_P(post, post_to_sleeping_loop_is_never_lost) {
   EXPECT_EQ(ran.load(), rounds);
 }
 
+// The same with an idle fd registered: then even the loop's non-blocking waits go to the port,
+// which drains its wake channel there.
+TYPED_TEST_P(post, post_to_sleeping_loop_with_a_source_is_never_lost) {
+  TLTEST_REQUIRE_THREADS();
+  TLTEST_REQUIRE_FDS();
+  using loop_t = tltest::loop_for<TypeParam>;
+  loop_t loop;
+  tltest::channel_for<TypeParam, loop_t> idle(loop);
+  ASSERT_TRUE(idle.ok());
+  auto src = loop.add(idle.fd(), tinyloop::events::read, [](tinyloop::events) {});
+  ASSERT_TRUE(src);
+  constexpr int rounds = 2000;
+  std::atomic<int> ran{0};
+  std::thread producer([&loop, &ran] {
+    for (int i = 0; i < rounds; ++i) {
+      std::atomic<int>* r = &ran;
+      while (loop.post([r] { r->fetch_add(1, std::memory_order_release); }) != errc::ok) std::this_thread::yield();
+      if (i % 2 == 0) {
+        // every other round, a second post right behind: the loop may be between waits
+        while (loop.post([] {}) != errc::ok) std::this_thread::yield();
+      }
+      tltest::spin_until([&] { return ran.load(std::memory_order_acquire) == i + 1; });
+    }
+  });
+  tltest::run_once_until(loop, [&] { return ran.load(std::memory_order_acquire) == rounds; });
+  producer.join();
+  EXPECT_EQ(ran.load(), rounds);
+  EXPECT_EQ(loop.remove(src.value()), errc::ok);
+}
+
 TYPED_TEST_P(post, posts_from_loop_thread_cost_no_wake) {
   counted_loop<TypeParam> loop;
   int runs = 0;
@@ -375,6 +405,7 @@ REGISTER_TYPED_TEST_SUITE_P(post, runs_in_order_on_loop_thread, run_returns_afte
                             full_is_rejected_and_nothing_disturbed, empty_callback_is_invalid_argument,
                             callback_destroyed_after_running, destructor_destroys_pending_posts_unrun,
                             several_producers_none_lost_none_twice_in_order, post_to_sleeping_loop_is_never_lost,
+                            post_to_sleeping_loop_with_a_source_is_never_lost,
                             posts_from_loop_thread_cost_no_wake, posts_while_loop_runs_a_callback_cost_no_wake,
                             many_posts_to_a_sleeping_loop_cost_one_wake, wakes_never_exceed_sleeps,
                             stop_from_another_thread_ends_run,
