@@ -16,6 +16,9 @@
 # Environment: TINYLOOP_JOBS (default 2) for build and ctest parallelism.
 set -uo pipefail
 
+# Everything runs inside main(), which bash reads completely before it starts: editing
+# this file while it runs cannot change what the running script does.
+main() {
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 jobs=${TINYLOOP_JOBS:-2}
@@ -181,3 +184,7 @@ for line in "${report[@]}"; do
 done
 echo "tests: $total_passed passed, $total_failed failed"
 [[ $total_failed -eq 0 ]]
+}
+
+main "$@"
+exit $?
