@@ -73,7 +73,7 @@
 
 // Hot-path helpers the optimiser sometimes leaves out of line at -O2/-O3.
 #if !defined(TINYLOOP_ALWAYS_INLINE)
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__OPTIMIZE_SIZE__)
 #define TINYLOOP_ALWAYS_INLINE __attribute__((always_inline)) inline
 #else
 #define TINYLOOP_ALWAYS_INLINE inline
@@ -2149,9 +2149,12 @@ class event_loop {
     assert_loop_thread();
     for (async_hook** p = &hooks_; *p != nullptr; p = &(*p)->next_) {
       if (*p == &h) {
+        if (hook_cursor_ == &h) hook_cursor_ = h.next_;
         *p = h.next_;
         h.next_ = nullptr;
         h.loop_ = nullptr;
+        // A detached hook has nothing pending: a later attach() starts fresh.
+        h.triggered_.store(false, std::memory_order_relaxed);
         return errc::ok;
       }
     }
@@ -2346,7 +2349,7 @@ class event_loop {
     return ran;
   }
 
-  result<timer_id> arm(time_point deadline, duration period, callback&& cb) noexcept {
+  TINYLOOP_ALWAYS_INLINE result<timer_id> arm(time_point deadline, duration period, callback&& cb) noexcept {
     if (!cb) return errc::invalid_argument;
     const std::uint32_t i = timers_.acquire();
     if (i == timers_.npos) return errc::full;
@@ -2449,15 +2452,21 @@ class event_loop {
   std::size_t run_hooks() noexcept {
     hooks_pending_.exchange(false, std::memory_order_acquire);
     std::size_t ran = 0;
-    for (async_hook* h = hooks_; h != nullptr;) {
-      async_hook* next = h->next_;
+    // The cursor lives in the loop so that detach() inside an on_trigger can step it past the
+    // hook it unlinks (found by the loop fuzzer: tests/fuzz/corpus/loop/regress-hook-detached-by-hook).
+    for (async_hook* h = hooks_; h != nullptr; h = hook_cursor_) {
+      hook_cursor_ = h->next_;
+      if (stopping()) {
+        hooks_pending_.store(true, std::memory_order_relaxed);  // the rest run next time
+        break;
+      }
       // acq_rel: the triggering thread's work happens-before on_trigger.
       if (h->triggered_.exchange(false, std::memory_order_acq_rel)) {
         h->on_trigger(h->context);
         ++ran;
       }
-      h = next;
     }
+    hook_cursor_ = nullptr;
     return ran;
   }
 
@@ -2515,6 +2524,7 @@ class event_loop {
   int running_signal_ = 0;
   detail::signal_target signal_target_{&event_loop::signal_arrived, this};
   async_hook* hooks_ = nullptr;
+  async_hook* hook_cursor_ = nullptr;  // run_hooks()'s next hook, stepped by detach()
 #if TINYLOOP_HOSTED && !defined(NDEBUG)
   std::atomic<std::thread::id> owner_{};
 #endif
@@ -2664,7 +2674,7 @@ class worker_pool {
     const std::uint32_t generation = generation_of(s.tag.load(std::memory_order_relaxed)) + 1;
     s.work = std::move(work);
     s.done = std::move(done);
-    s.refs.store(2, std::memory_order_relaxed);  // published by the release store below
+    s.refs.store(2, std::memory_order_relaxed);  // used if it is cancelled; published by the release below
     // Counted before the item can possibly complete, so the loop's decrement can never come first
     // (both are RMWs on one atomic and the increment happens-before the decrement).
     outstanding_.fetch_add(1, std::memory_order_relaxed);
@@ -2701,7 +2711,7 @@ class worker_pool {
 
   struct slot {
     std::atomic<std::uint64_t> tag{0};     // generation << 32 | state; generation odd while in use
-    std::atomic<std::uint32_t> refs{0};    // work-queue entry + pending done(); the last one frees the slot
+    std::atomic<std::uint32_t> refs{0};    // cancelled items: work-ring entry + pending done() (release())
     std::atomic<std::uint32_t> next{no_slot};  // free-stack link
     work_function work;
     done_function done;
@@ -2779,12 +2789,17 @@ class worker_pool {
     return found;
   }
 
-  // Drops one of the slot's two references; the last one bumps the generation (every id of the old item
-  // is then stale) and returns the slot to the free stack. acq_rel: whichever side finishes last must see
-  // the other side's writes to the slot (the worker destroyed work, the loop destroyed done).
+  // A cancelled item's slot has two owners that finish in either order: its work-ring entry (dropped by
+  // whoever pops it) and its pending done() (dropped by the loop). The last one frees the slot. acq_rel:
+  // the last one must see the other's writes to the slot. (Work that ran needs no count: its worker
+  // consumed the entry before running it, so the loop is the only owner left when done() runs.)
   void release(std::uint32_t index) noexcept {
+    if (slots_[index].refs.fetch_sub(1, std::memory_order_acq_rel) == 1) free_slot(index);
+  }
+
+  // Bumps the generation (every id of the old item is then stale) and returns the slot to the free stack.
+  void free_slot(std::uint32_t index) noexcept {
     slot& s = slots_[index];
-    if (s.refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     const std::uint32_t generation = generation_of(s.tag.load(std::memory_order_relaxed)) + 1;  // even
     // Relaxed: nobody can be waiting on this slot; the free-stack push (release) publishes it.
     s.tag.store(pack(generation, state::free), std::memory_order_relaxed);
@@ -2837,7 +2852,10 @@ class worker_pool {
     // Relaxed: a counter read only by keeps_alive() on this same thread (see submit() for the increment).
     // Decremented after done() so that a done() which submits more keeps run() alive without a gap.
     outstanding_.fetch_sub(1, std::memory_order_relaxed);
-    release(index);
+    if (ran)
+      free_slot(index);
+    else
+      release(index);
   }
 
   static void on_trigger(void* ctx) noexcept {
@@ -2866,12 +2884,13 @@ class worker_pool {
     // totally ordered. If ours comes after a worker's increment, we read it and signal. If ours comes
     // first, that increment (acq_rel) reads from our RMW or a later one in its release sequence, so our
     // push, sequenced before our RMW, happens-before the worker's re-check, which then finds the entry.
-    // A worker counted in sleepers_ holds the mutex until it is inside cond_wait, so a signal sent under
-    // the mutex cannot be lost.
+    // A worker counted in sleepers_ holds the mutex until it is inside cond_wait, so once we got the mutex
+    // it waits, and the signal cannot be lost. It is sent after unlocking: a worker woken while we still
+    // held the mutex would only block on it again.
     if (sleepers_.fetch_add(0, std::memory_order_acq_rel) == 0) return;
     pthread_mutex_lock(&mutex_);
-    pthread_cond_signal(&wakeup_);
     pthread_mutex_unlock(&mutex_);
+    pthread_cond_signal(&wakeup_);
   }
 
   static void* worker_main(void* arg) noexcept {
@@ -2914,10 +2933,7 @@ class worker_pool {
       s.work = work_function();  // captures are released here, off the loop thread
       // Relaxed: the loop reads it after the completion-ring pop, which the push below publishes.
       s.tag.store(pack(generation, state::finished), std::memory_order_relaxed);
-      // Drop the entry's reference before handing the slot to the loop: the loop's release is then the
-      // last one and the slot is free again as soon as done() returned (never 2 -> 0 here).
-      release(index);
-      complete(index);
+      complete(index);  // from here on the slot is the loop's alone (see release())
       return;
     }
     // Cancelled: cancel() already completed it; only our work-ring entry is left to drop.
