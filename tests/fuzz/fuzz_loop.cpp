@@ -71,11 +71,7 @@ struct state {
     state* owner = nullptr;
     int index = 0;
     bool attached = false;
-    bool triggered = false;  // trigger() since its on_trigger last ran
-    // Detached with a trigger pending: loop.hpp keeps the hook's flag, so after a re-attach it may run
-    // once more without a new trigger (when another hook's trigger walks the list), or not at all
-    // (wip/requests-robustness.md item 6). Tolerated, not required.
-    bool stale = false;
+    bool triggered = false;  // trigger() since its on_trigger last ran; detach() discards it
   };
   hook_model hooks[hook_count];
   // Callbacks hold references into the model while their actions add entries: never reallocate.
@@ -108,7 +104,6 @@ struct state {
     const errc e = loop.detach(hooks[k].hook);
     FUZZ_CHECK(e == (hooks[k].attached ? errc::ok : errc::not_found));
     hooks[k].attached = false;
-    hooks[k].stale |= hooks[k].triggered;
     hooks[k].triggered = false;
   }
   void do_trigger(int k) {
@@ -119,8 +114,8 @@ struct state {
   void on_hook(int k) {
     callback_starts();
     FUZZ_CHECK(hooks[k].attached);   // never after detach(), even when detached by another hook
-    FUZZ_CHECK(hooks[k].triggered || hooks[k].stale);  // once per batch of triggers
-    hooks[k].triggered = hooks[k].stale = false;
+    FUZZ_CHECK(hooks[k].triggered);  // once per batch of triggers, none left from before a detach
+    hooks[k].triggered = false;
     if (depth > 0) return;
     // A hook's action: detach or trigger another hook, or stop.
     ++depth;
