@@ -54,6 +54,16 @@ suite_sources() {
   esac
 }
 
+# CPU seconds used so far by finished child processes (user + system): unlike wall time,
+# it does not depend on what else the machine is doing.
+# `times` must run in this shell (a $(...) subshell has its own children), so it writes a
+# file; sets $cpu_seconds.
+cpu_children() {
+  times >"$logs/.times"
+  cpu_seconds=$(tail -n 1 "$logs/.times" | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/);
+                                                  printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
+}
+
 # Adds the counts of a CTest-style summary line in file $1 to the totals;
 # prints "passed failed" for the suite.
 count_results() {
@@ -80,7 +90,8 @@ if [[ -r /proc/sys/vm/mmap_rnd_bits ]] && (($(cat /proc/sys/vm/mmap_rnd_bits) > 
 fi
 
 run_preset_suite() {
-  local suite=$1 start=$SECONDS t_build passed failed extra=0 note=""
+  local suite=$1 start=$SECONDS t_build passed failed extra=0 note="" cpu0
+  cpu_children; cpu0=$cpu_seconds
   local missing=()
   for f in $(suite_sources "$suite"); do
     [[ -e "$f" ]] || missing+=("$f")
@@ -140,13 +151,16 @@ run_preset_suite() {
   total_failed=$((total_failed + failed))
   local status=ok
   [[ $failed -gt 0 ]] && status=FAILED
-  report+=("$(printf '%-13s %-6s %4d passed %3d failed  %4d s (configure+build %d s, tests %d s)%s' \
-    "$suite" "$status" "$passed" "$failed" $((SECONDS - start)) "$t_build" $((SECONDS - start - t_build)) "$note")")
+  cpu_children
+  report+=("$(printf '%-13s %-6s %4d passed %3d failed  %4d s (configure+build %d s, tests %d s; cpu %d s)%s' \
+    "$suite" "$status" "$passed" "$failed" $((SECONDS - start)) "$t_build" $((SECONDS - start - t_build)) \
+    $((cpu_seconds - cpu0)) "$note")")
   echo "=== $suite: $status, $passed passed, $failed failed, $((SECONDS - start)) s"
 }
 
 run_valgrind_suite() {
-  local start=$SECONDS passed failed
+  local start=$SECONDS passed failed cpu0
+  cpu_children; cpu0=$cpu_seconds
   if [[ $host_failed -ne 0 || ! -f build/host/CTestTestfile.cmake ]]; then
     echo "!!! SKIPPED suite valgrind: the host suite was not built"
     report+=("$(printf '%-13s SKIPPED (no host build)' valgrind)")
@@ -163,7 +177,9 @@ run_valgrind_suite() {
   total_failed=$((total_failed + failed))
   local status=ok
   [[ $failed -gt 0 ]] && status=FAILED
-  report+=("$(printf '%-13s %-6s %4d passed %3d failed  %4d s' valgrind "$status" "$passed" "$failed" $((SECONDS - start)))")
+  cpu_children
+  report+=("$(printf '%-13s %-6s %4d passed %3d failed  %4d s (cpu %d s)' valgrind "$status" "$passed" "$failed" \
+    $((SECONDS - start)) $((cpu_seconds - cpu0)))")
   echo "=== valgrind: $status, $passed passed, $failed failed, $((SECONDS - start)) s"
 }
 
@@ -178,7 +194,8 @@ for suite in "${suites[@]}"; do
 done
 
 echo
-echo "=== summary (wall time $((SECONDS - script_start)) s, logs in $logs)"
+cpu_children
+echo "=== summary (wall time $((SECONDS - script_start)) s, cpu $cpu_seconds s, logs in $logs)"
 for line in "${report[@]}"; do
   echo "  $line"
 done
