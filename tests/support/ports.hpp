@@ -3,7 +3,7 @@
 //
 // A fixture F provides:
 //   using port                        the tinyloop port type
-//   name                              shown in test names: timers/epoll.order
+//   name                              shown in test names (timers/timers/epoll/0.order) and skips
 //   virtual_time                      time passes only when the loop waits (or pass_time is called)
 //   blocking_wait                     a wait without deadline really sleeps until another thread wakes it
 //   real_fds                          channels are OS file descriptors (closed fds, user-owned fds)
@@ -14,8 +14,14 @@
 //   channel<Loop>                     something the loop can watch, which the test makes ready
 //
 // A channel (constructed from the loop) provides fd(), ok(), make_readable(), drain(),
-// make_writable(), hang_up() and make_error(). Real ports use a non-blocking AF_UNIX socketpair
+// make_writable(), hang_up(), make_error() and close_watched(). Real ports use a non-blocking AF_UNIX socketpair
 // (kind::socket) or a pipe whose write end is watched (kind::pipe_writer, for error reports).
+//
+// Real-time ports use short real durations and never assert an upper bound on elapsed time (a
+// loaded 2-core machine or qemu-user may stretch anything); they wait on events, not sleeps.
+// Helpers: run_until (run_once with a guard timer), run_once_until (no guard, for threads),
+// spin_until, tracker (a callable that records runs and destruction), counting_port (counts the
+// loop's port wakes and waits).
 #pragma once
 
 #include "loop.hpp"
