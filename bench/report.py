@@ -138,7 +138,7 @@ def main():
       f"Mode: **{env.get('mode')}** ({env.get('reps')} repetitions, min time {env.get('min_time')} s per "
       f"repetition, callgrind scale {env.get('count_scale')}).")
     p("")
-    p(f"- tinyloop commit `{env.get('commit')}`; {env.get('compiler')}; Release (-O3), C++17")
+    p(f"- tree at `{env.get('commit')}`, {env.get('loop', 'loop.hpp')}; {env.get('compiler')}; Release (-O3), C++17")
     p(f"- libuv {env.get('libuv')}, libev {env.get('libev')} (Debian packages, dynamically linked in the "
       f"bench binary), Google Benchmark {env.get('benchmark')}, {env.get('valgrind')}")
     p(f"- {env.get('kernel')}, {env.get('cpu')}, {context.get('num_cpus', '?')} CPUs, "

@@ -49,7 +49,12 @@ size "$build"/size/size_*_O2 "$build"/size/size_*_Os "$build"/size/size_*_Osmin 
 
 echo "== report"
 {
-  echo "commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD -- loop.hpp bench 2>/dev/null || echo -dirty)"
+  echo "commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  if git -C "$root" diff --quiet HEAD -- loop.hpp 2>/dev/null; then
+    echo "loop=loop.hpp as committed (last change $(git -C "$root" log -1 --format=%h -- loop.hpp 2>/dev/null))"
+  else
+    echo "loop=loop.hpp with uncommitted changes (blob $(git -C "$root" hash-object loop.hpp | cut -c1-10), last commit $(git -C "$root" log -1 --format=%h -- loop.hpp 2>/dev/null))"
+  fi
   echo "compiler=$(c++ --version | head -1)"
   echo "libuv=$(pkg-config --modversion libuv 2>/dev/null || echo '?')"
   echo "libev=$(dpkg-query -W -f='${Version}' libev-dev 2>/dev/null || echo '?')"
