@@ -57,7 +57,9 @@
     defined(__DragonFly__)
 #include <sys/event.h>
 #include <time.h>
+#if defined(EVFILT_USER)  // the wake needs it; older kernels fall back to poll_port
 #define TINYLOOP_HAS_KQUEUE 1
+#endif
 #endif
 #define TINYLOOP_HAS_POLL 1
 #endif
@@ -867,7 +869,9 @@ struct epoll_port {
         if (e.events & (EPOLLIN | EPOLLPRI)) ev |= events::read;
         if (e.events & EPOLLOUT) ev |= events::write;
         if (e.events & EPOLLERR) ev |= events::error;
-        if (e.events & EPOLLHUP) ev |= events::hangup;
+        // The peer shut down its writing side (EPOLLRDHUP) or both (EPOLLHUP): hangup, as poll_port
+        // (POLLRDHUP) and kqueue_port (EV_EOF) say it. Reads still return what is buffered.
+        if (e.events & (EPOLLHUP | EPOLLRDHUP)) ev |= events::hangup;
         sink(e.data.u64, ev);
       }
       return errc::ok;
@@ -887,7 +891,7 @@ struct epoll_port {
    private:
     errc control(int op, int fd, events interest, std::uint64_t token) noexcept {
       epoll_event ev{};
-      ev.events = EPOLLET;
+      ev.events = EPOLLET | EPOLLRDHUP;  // hangup is reported whatever the interest
       if (any(interest & events::read)) ev.events |= EPOLLIN;
       if (any(interest & events::write)) ev.events |= EPOLLOUT;
       ev.data.u64 = token;
@@ -1303,6 +1307,7 @@ struct poll_port {
     backend& operator=(const backend&) = delete;
 
     errc open() noexcept {
+      // TINYLOOP_POLL_PIPE_WAKE picks the pipe on Linux too (the tests run both).
 #if defined(__linux__) && !defined(TINYLOOP_POLL_PIPE_WAKE)
       // An eventfd is both ends of the channel, and its counter never fills up.
       wake_read_ = wake_write_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1392,22 +1397,33 @@ struct poll_port {
       }
       // Starts where the previous scan stopped: when more fds are ready than the loop takes per
       // wait, the ones left out come first next time (being level-triggered, they are still ready).
+      // The entry after the last is a sentinel that looks ready, so the search for the next ready
+      // entry, the whole cost of a wait on a large idle set, is one test per entry.
+      pfds_[count_ + 1].revents = POLLNVAL;
+      std::size_t pos = 1 + (next_ < count_ ? next_ : 0);
+      bool wrapped = false;
       std::size_t reported = 0;
-      for (std::size_t n = 0; n < count_ && ready > 0 && reported < Config::events_per_wait; ++n) {
-        if (next_ >= count_) next_ = 0;
-        const std::size_t pos = 1 + next_++;
-        pollfd& p = pfds_[pos];
-        if (p.revents == 0) continue;
+      while (ready > 0 && reported < Config::events_per_wait) {
+        while (pfds_[pos].revents == 0) ++pos;
+        if (pos == count_ + 1) {
+          if (wrapped) break;  // unreachable while poll(2) counts right; never loop forever
+          wrapped = true;
+          pos = 1;
+          continue;
+        }
         --ready;
+        pollfd& p = pfds_[pos];
         const entry& e = entries_[pos];
         const events ev = translate(p.revents, e.interest);
         const bool paused = !any(e.interest & (events::read | events::write));
         if ((p.revents & POLLNVAL) != 0 || (paused && any(ev))) p.fd = -1;  // parked, see above
         p.revents = 0;
+        ++pos;
         if (!any(ev)) continue;
         sink(e.token, ev);
         ++reported;
       }
+      next_ = pos - 1;
       return errc::ok;
     }
 
@@ -1495,7 +1511,7 @@ struct poll_port {
     int errno_ = 0;
     std::size_t count_ = 0;  // registered fds, in pfds_[1..count_]
     std::size_t next_ = 0;   // where the next scan starts, relative to pfds_[1]
-    pollfd pfds_[capacity + 1];
+    pollfd pfds_[capacity + 2];  // [0] wake, [1..count_] sources, [count_ + 1] the scan's sentinel
     entry entries_[capacity + 1];  // parallel to pfds_; [0] unused
     std::uint32_t position_[capacity] = {};  // slot index -> position in pfds_, or absent
   };
