@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -487,6 +488,24 @@ TYPED_TEST_P(worker_pool, destroying_the_pool_cancels_queued_waits_for_running_a
   EXPECT_EQ(loop.run(), errc::ok);
 }
 
+TYPED_TEST_P(worker_pool, a_done_may_destroy_the_pool) {
+  loop_t<TypeParam> loop;
+  using pool_t = tinyloop::worker_pool<loop_t<TypeParam>, 2, 8>;
+  std::optional<pool_t> pool;
+  pool.emplace(loop);
+  int calls[6] = {};
+  ASSERT_TRUE(pool->submit([] {},
+                           [&](errc) {
+                             ++calls[0];
+                             pool.reset();  // the rest are finished or cancelled right here
+                           })
+                  .ok());
+  for (int i = 1; i < 6; ++i) ASSERT_TRUE(pool->submit([] {}, [&calls, i](errc) { ++calls[i]; }).ok());
+  EXPECT_EQ(loop.run(), errc::ok);  // the hook is gone with the pool: nothing left
+  EXPECT_FALSE(pool.has_value());
+  for (int c : calls) EXPECT_EQ(c, 1);
+}
+
 TYPED_TEST_P(worker_pool, workers_run_with_asynchronous_signals_blocked) {
   loop_t<TypeParam> loop;
   tinyloop::worker_pool<loop_t<TypeParam>, 1, 1> pool(loop);
@@ -611,6 +630,7 @@ REGISTER_TYPED_TEST_SUITE_P(worker_pool,
                             many_submitters_on_several_threads_each_done_exactly_once,
                             done_may_submit_and_work_may_submit,
                             destroying_the_pool_cancels_queued_waits_for_running_and_runs_every_done,
+                            a_done_may_destroy_the_pool,
                             workers_run_with_asynchronous_signals_blocked,
                             submit_from_a_done_run_by_the_destructor_is_refused,
                             destroying_an_idle_pool_and_keeping_the_loop,
