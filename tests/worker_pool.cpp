@@ -489,6 +489,9 @@ TYPED_TEST_P(worker_pool, destroying_the_pool_cancels_queued_waits_for_running_a
 }
 
 TYPED_TEST_P(worker_pool, a_done_may_destroy_the_pool) {
+#if !defined(TINYLOOP_WORKER_POOL_REVISION) || TINYLOOP_WORKER_POOL_REVISION < 2
+  GTEST_SKIP() << "loop.hpp's worker_pool section predates this (re-paste wip/worker_pool.hpp)";
+#endif
   loop_t<TypeParam> loop;
   using pool_t = tinyloop::worker_pool<loop_t<TypeParam>, 2, 8>;
   std::optional<pool_t> pool;
