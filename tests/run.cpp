@@ -150,12 +150,12 @@ TYPED_TEST_P(run, run_once_returns_after_one_batch) {
   tltest::loop_for<TypeParam> loop;
   int first = 0, second = 0;
   ASSERT_TRUE(loop.after(TypeParam::tick, [&first] { ++first; }));
-  ASSERT_TRUE(loop.after(20 * TypeParam::tick, [&second] { ++second; }));
-  EXPECT_EQ(loop.run_once(), errc::ok);
+  auto far = loop.after(std::chrono::hours(1), [&second] { ++second; });
+  ASSERT_TRUE(far);
+  EXPECT_EQ(loop.run_once(), errc::ok);  // waits for the first timer only
   EXPECT_EQ(first, 1);
   EXPECT_EQ(second, 0) << "run_once went on waiting after it ran a callback";
-  EXPECT_EQ(loop.run_once(), errc::ok);
-  EXPECT_EQ(second, 1);
+  EXPECT_EQ(loop.cancel(far.value()), errc::ok);
 }
 
 TYPED_TEST_P(run, run_once_with_nothing_registered_returns_on_wake) {
@@ -195,7 +195,9 @@ TYPED_TEST_P(run, poll_runs_timer_once_its_deadline_passed) {
   int runs = 0;
   ASSERT_TRUE(loop.after(TypeParam::tick, [&runs] { ++runs; }));
   EXPECT_EQ(loop.poll(), errc::ok);
-  EXPECT_EQ(runs, 0);
+  if (TypeParam::virtual_time) {
+    EXPECT_EQ(runs, 0);  // (a real clock may already be past the deadline on a slow machine)
+  }
   TypeParam::pass_time(2 * TypeParam::tick);
   EXPECT_EQ(loop.poll(), errc::ok);
   EXPECT_EQ(runs, 1);
