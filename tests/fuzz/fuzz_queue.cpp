@@ -2,7 +2,7 @@
 // against std::deque, with items that count their own lives (so a lost, duplicated, twice-destroyed
 // or leaked item shows). Capacities 2, 4, 8 and 32; the first byte picks one.
 // Checked after every step: try_push fails exactly when full and leaves the rejected item untouched;
-// try_pop fails exactly when empty and returns the oldest item; front_ready() and size_approx()
+// try_pop and try_pop_single (mixed, single-threaded) fail exactly when empty and return the oldest item; front_ready() and size_approx()
 // agree with the deque; live item count = queued + held by the test.
 #include "fuzz_common.hpp"
 
@@ -57,7 +57,8 @@ void run(fuzz::byte_reader& in) {
           ++next;
         } else {
           item out;
-          const bool ok = q.try_pop(out);
+          // Bit 1 picks the consumer: try_pop (MPMC, a CAS on head_) or try_pop_single (the loop's).
+          const bool ok = (op & 2) ? q.try_pop_single(out) : q.try_pop(out);
           FUZZ_CHECK(ok == !model.empty());
           if (ok) {
             FUZZ_CHECK(out.value == model.front());
