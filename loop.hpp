@@ -2561,6 +2561,7 @@ class event_loop {
 
 #if TINYLOOP_HOSTED
 #define TINYLOOP_HAS_WORKER_POOL 1
+#define TINYLOOP_WORKER_POOL_REVISION 2  // 2: a done() may destroy its pool
 
 // =============================================================================================================
 // worker_pool: runs blocking or CPU-heavy work on Threads threads; every done() runs on the loop thread.
@@ -2583,8 +2584,8 @@ class event_loop {
 //            keeps_alive() holds run() open while any done() is outstanding. Idle workers sleep on a
 //            pthread condition variable; submit() only takes the mutex when a worker is asleep.
 // Loop:      any type with status(), attach(async_hook&), detach(async_hook&), trigger(async_hook&) and a
-//            nested async_hook, as event_loop has. The pool must be destroyed before its loop, on the loop
-//            thread, and not from inside one of its own done() callbacks.
+//            nested async_hook, as event_loop has. The pool is constructed and destroyed on the loop
+//            thread, before the loop is destroyed; destroying it from one of its own done()s is fine.
 // =============================================================================================================
 
 namespace detail {
@@ -2648,6 +2649,7 @@ class worker_pool {
   // On the loop thread. Unstarted work is cancelled, running work is waited for, then every outstanding
   // done() runs here (ok or cancelled) before the destructor returns. Destroy the pool before its loop.
   ~worker_pool() {
+    if (destroyed_ != nullptr) *destroyed_ = true;  // destroyed by one of its own done()s: see on_trigger()
     // Relaxed: submit() reads it relaxed too; a submit() that still slips in (from a work() running on a
     // worker) is caught by the second cancel pass below, after the join.
     status_.store(errc::cancelled, std::memory_order_relaxed);
@@ -2857,33 +2859,42 @@ class worker_pool {
     if (any) loop_.trigger(hook_);  // once for the batch
   }
 
-  // Loop thread: runs one done() and lets the slot go.
+  // Loop thread: lets the slot go, then runs its done(). Nothing of the pool is touched after done()
+  // returns, so a done() may submit (even into this slot) or destroy the pool (see on_trigger()).
   void finish(std::uint32_t index) noexcept {
     slot& s = slots_[index];
     // Relaxed: ordered after the completion-ring pop (acquire) that handed us this index.
     const bool ran = state_of(s.tag.load(std::memory_order_relaxed)) == state::finished;
     if (!ran) s.work = work_function();  // cancelled: destroyed unrun, here on the loop thread
-    s.done(ran ? errc::ok : errc::cancelled);
-    s.done = done_function();
-    // Relaxed: a counter read only by keeps_alive() on this same thread (see submit() for the increment).
-    // Decremented after done() so that a done() which submits more keeps run() alive without a gap.
+    done_function done = std::move(s.done);
+    // Relaxed: a counter read only by keeps_alive() on this same thread (see submit() for the increment),
+    // between iterations: a done() that submits more puts it back up before the loop looks.
     outstanding_.fetch_sub(1, std::memory_order_relaxed);
     if (ran)
       free_slot(index);
     else
       release(index);
+    done(ran ? errc::ok : errc::cancelled);
   }
 
   static void on_trigger(void* ctx) noexcept {
     auto& self = *static_cast<worker_pool*>(ctx);
+    // A done() may destroy the pool; the destructor then sets this flag (it also runs every done() left).
+    bool destroyed = false;
+    self.destroyed_ = &destroyed;
     // Bounded: at most one ring's worth per loop iteration, so done() callbacks that keep submitting quick
     // work cannot starve timers and I/O. The rest is picked up next iteration (we trigger ourselves).
     // A pop that fails because a producer is mid-push is fine: that producer triggers after its push.
     std::uint32_t index = 0;
     for (std::size_t n = 0; n < ring_capacity; ++n) {
-      if (!self.completed_.try_pop(index)) return;
+      if (!self.completed_.try_pop(index)) {
+        self.destroyed_ = nullptr;
+        return;
+      }
       self.finish(index);
+      if (destroyed) return;
     }
+    self.destroyed_ = nullptr;
     self.loop_.trigger(self.hook_);
   }
 
@@ -2970,6 +2981,7 @@ class worker_pool {
   typename Loop::async_hook hook_{};
   std::atomic<errc> status_{errc::ok};
   bool attached_ = false;  // loop thread only
+  bool* destroyed_ = nullptr;  // loop thread only: set while on_trigger() runs done()s
   std::size_t started_ = 0;
   pthread_t threads_[Threads]{};
   pthread_mutex_t mutex_ = PTHREAD_MUTEX_INITIALIZER;
