@@ -264,7 +264,9 @@ class inplace_function<R(Args...), Bytes> {
     static_assert(std::is_nothrow_move_constructible_v<D>,
                   "tinyloop: callbacks must be nothrow move constructible (the loop moves them "
                   "without exceptions). Capture a pointer or a type with a noexcept move.");
-    if constexpr (std::is_pointer_v<D> || std::is_member_pointer_v<D>) {
+    // Only a pointer can be null: a function passed by name (F = R(&)(...)) decays to one but never is,
+    // and comparing it trips GCC's -Wnonnull-compare.
+    if constexpr (std::is_pointer_v<std::remove_reference_t<F>> || std::is_member_pointer_v<std::remove_reference_t<F>>) {
       if (f == nullptr) return;
     }
     ::new (static_cast<void*>(storage_)) D(static_cast<F&&>(f));
@@ -347,8 +349,21 @@ constexpr To ceil_saturating(std::chrono::duration<Rep, Period> d) noexcept {
     q *= num;
     // r * num < den * num cannot overflow when den * num fits; fall back to saturation if not.
     if (r != 0) {
-      if (num > std::numeric_limits<std::uintmax_t>::max() / r) return To::max();
-      const std::uintmax_t extra = (r * num + den - 1) / den;
+      // r <= den - 1, so r * num + den - 1 fits whenever (den - 1) * (num + 1) does: decided at compile time,
+      // so ordinary ratios compile to the plain expression and only exotic ones get the wide fallback.
+      constexpr bool fits = den == 1 || num <= std::numeric_limits<std::uintmax_t>::max() / (den - 1) - 1;
+      std::uintmax_t extra = 0;
+      if constexpr (fits) {
+        extra = (r * num + den - 1) / den;
+      } else {
+#if defined(__SIZEOF_INT128__)
+        __extension__ typedef unsigned __int128 u128;
+        extra = static_cast<std::uintmax_t>((u128(r) * num + den - 1) / den);  // < num: fits
+#else
+        // r * num / den < num; long double rounds up here at worst by one tick (late, never early)
+        extra = static_cast<std::uintmax_t>(static_cast<long double>(r) * num / den) + 1;
+#endif
+      }
       if (q > limit - extra) return To::max();
       q += extra;
     }
@@ -359,7 +374,9 @@ constexpr To ceil_saturating(std::chrono::duration<Rep, Period> d) noexcept {
 // t + d for a non-negative d, saturating at time_point::max().
 template <class TimePoint>
 constexpr TimePoint add_saturating(TimePoint t, typename TimePoint::duration d) noexcept {
-  if (d > TimePoint::max() - t) return TimePoint::max();
+  // max() - t overflows for a t before the epoch (a steady clock's epoch is arbitrary); there t + d
+  // cannot overflow, as d <= duration::max().
+  if (!(t < TimePoint{}) && d > TimePoint::max() - t) return TimePoint::max();
   return t + d;
 }
 
@@ -650,7 +667,7 @@ class bounded_queue {
       // acquire: pairs with the consumer's release in try_pop, so the consumer's move out of this
       // slot is complete before we construct into it.
       const std::size_t seq = c.sequence.load(std::memory_order_acquire);
-      const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(pos);
+      const auto diff = static_cast<std::intptr_t>(seq - pos);
       if (diff == 0) {
         // relaxed: the CAS only hands out positions; the slot's data is ordered by `sequence`.
         if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
@@ -673,7 +690,7 @@ class bounded_queue {
       cell& c = cells_[pos & (Capacity - 1)];
       // acquire: pairs with the producer's release, so the item is fully constructed.
       const std::size_t seq = c.sequence.load(std::memory_order_acquire);
-      const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(pos + 1);
+      const auto diff = static_cast<std::intptr_t>(seq - (pos + 1));
       if (diff == 0) {
         if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
           T* item = std::launder(reinterpret_cast<T*>(c.storage));
@@ -720,7 +737,7 @@ class bounded_queue {
   std::size_t size_approx() const noexcept {
     const std::size_t tail = tail_.load(std::memory_order_acquire);
     const std::size_t head = head_.load(std::memory_order_acquire);
-    const auto diff = static_cast<std::intptr_t>(tail) - static_cast<std::intptr_t>(head);
+    const auto diff = static_cast<std::intptr_t>(tail - head);
     return diff > 0 ? static_cast<std::size_t>(diff) : 0;
   }
 
@@ -891,9 +908,12 @@ struct epoll_port {
    private:
     errc control(int op, int fd, events interest, std::uint64_t token) noexcept {
       epoll_event ev{};
-      ev.events = EPOLLET | EPOLLRDHUP;  // hangup is reported whatever the interest
+      ev.events = EPOLLET;
       if (any(interest & events::read)) ev.events |= EPOLLIN;
       if (any(interest & events::write)) ev.events |= EPOLLOUT;
+      // The peer's half-close, as poll_port's POLLRDHUP: not for write-only interest, where the peer
+      // may still be reading (a full hangup still comes as EPOLLHUP).
+      if (!any(interest & events::write) || any(interest & events::read)) ev.events |= EPOLLRDHUP;
       ev.data.u64 = token;
       if (::epoll_ctl(epoll_fd_, op, fd, &ev) == 0) return errc::ok;
       errno_ = errno;
@@ -1654,6 +1674,11 @@ struct sim_port {
 //   static events poll(int device) noexcept;            current readiness of a device channel
 // Devices are level-triggered underneath: a ready device is reported on every iteration while it
 // stays ready and interesting, which the contract allows.
+namespace detail {
+template <class B, class = void> struct board_has_init : std::false_type {};
+template <class B> struct board_has_init<B, std::void_t<decltype(B::init())>> : std::true_type {};
+}  // namespace detail
+
 template <class Board>
 struct baremetal_port {
   using clock = typename Board::clock;
@@ -1665,7 +1690,7 @@ struct baremetal_port {
   class backend {
    public:
     errc open() noexcept {
-      Board::init();
+      if constexpr (detail::board_has_init<Board>::value) Board::init();  // optional
       return errc::ok;
     }
     void close() noexcept {}
@@ -1676,7 +1701,7 @@ struct baremetal_port {
       for (std::size_t i = 0; i < count_; ++i)
         if (devices_[i].device == device) return errc::already_exists;
       if (count_ == Config::max_sources) return errc::full;
-      devices_[count_++] = {device, interest, token};
+      devices_[count_++] = {device, interest, token, false};
       return errc::ok;
     }
     errc modify(int device, events interest, std::uint64_t token) noexcept {
@@ -1684,6 +1709,7 @@ struct baremetal_port {
         if (devices_[i].device == device) {
           devices_[i].interest = interest;
           devices_[i].token = token;
+          devices_[i].parked = false;
           return errc::ok;
         }
       }
@@ -1717,9 +1743,13 @@ struct baremetal_port {
       std::size_t reported = 0;
       for (std::size_t n = 0; n < count_ && reported < Config::events_per_wait; ++n) {
         if (next_ >= count_) next_ = 0;
-        const device& d = devices_[next_++];
+        device& d = devices_[next_++];
+        if (d.parked) continue;
         const events ev = Board::poll(d.device) & (d.interest | events::error | events::hangup);
         if (!any(ev)) continue;
+        // A paused device is told about a sticky error or hangup once, then left alone until
+        // modify(): reporting it on every iteration would keep the core from ever sleeping.
+        if (!any(d.interest)) d.parked = true;
         sink(d.token, ev);
         ++reported;
       }
@@ -1730,6 +1760,7 @@ struct baremetal_port {
       int device;
       events interest;
       std::uint64_t token;
+      bool parked;  // a paused device whose error/hangup was reported
     };
     device devices_[Config::max_sources] = {};
     std::size_t count_ = 0;
@@ -2077,6 +2108,9 @@ class event_loop {
       return errc::unsupported;
     } else {
       if (signo <= 0 || signo >= detail::signal_limit || !cb) return errc::invalid_argument;
+      // A synchronous fault's handler must not return (the instruction would fault again, forever):
+      // the loop's handler only records the signal, so these cannot be watched.
+      if (signo == SIGSEGV || signo == SIGBUS || signo == SIGFPE || signo == SIGILL) return errc::invalid_argument;
       if (status_ != errc::ok) return status_;
       for (std::size_t i = 0; i < signal_count_; ++i)
         if (signals_[i].signo == signo) return errc::already_exists;
@@ -2115,7 +2149,7 @@ class event_loop {
       for (std::size_t i = 0; i < signal_count_; ++i) {
         if (signals_[i].signo != signo) continue;
         restore_signal(signo);
-        if (running_signal_ == signo) {
+        if (running_signal_ != 0) {
           // Its callback is running: keep the slot until it returns (run_signals() compacts).
           signals_[i].signo = 0;
         } else {
@@ -2204,6 +2238,9 @@ class event_loop {
   errc poll() noexcept { return run_one(false); }
 
   time_point now() const noexcept { return now_; }
+  // True between a stop() and the return of the run call it ends. Extensions that run several
+  // callbacks per on_trigger (worker_pool) check it between them, as the loop does.
+  bool stop_requested() const noexcept { return stop_.load(std::memory_order_relaxed); }
   std::size_t pending_timers() const noexcept { return timers_.size(); }
   std::size_t active_sources() const noexcept { return sources_.size(); }
 
@@ -2299,7 +2336,7 @@ class event_loop {
       // had not seen; or a wake() asked us to return.
       if (woken_.exchange(false, std::memory_order_relaxed)) break;
       if constexpr (detail::has_stalled<port_type>::value) {
-        if (port_.stalled()) {  // nothing can ever arrive: the sim port without the test's help
+        if (port_.stalled() && !hooks_keep_alive()) {  // nothing can ever arrive: the sim port without the test's help
           stalled_ = true;
           break;
         }
@@ -2404,7 +2441,7 @@ class event_loop {
       // Firing n is due at start + n * period. Behind by more than a period: skip to the first
       // multiple after now rather than delivering a burst.
       time_point next = detail::add_saturating(deadline, period);
-      if (next <= now_) next = detail::add_saturating(deadline, skip_periods(now_ - deadline, period));
+      if (next < now_) next = detail::add_saturating(deadline, skip_periods(now_ - deadline, period));
       heap_.push(i, next, next_sequence_++);
     }
     return ran;
@@ -2419,7 +2456,7 @@ class event_loop {
     duration skipped = duration::zero();             // a multiple of period, <= behind
     for (; chunk >= period; chunk /= 2)              // halving period * 2^k is exact
       if (chunk <= behind - skipped) skipped += chunk;
-    return skipped + period;
+    return skipped == behind ? skipped : skipped + period;
   }
 
   std::size_t run_posts() noexcept {
@@ -2486,12 +2523,15 @@ class event_loop {
     return ran;
   }
 
-  bool alive() const noexcept {
-    if (interested_sources_ != 0 || timers_.size() != 0 || signal_count_ != 0 || posts_.size_approx() != 0)
-      return true;
+  bool hooks_keep_alive() const noexcept {
     for (const async_hook* h = hooks_; h != nullptr; h = h->next_)
       if (h->keeps_alive != nullptr && h->keeps_alive(h->context)) return true;
     return false;
+  }
+
+  bool alive() const noexcept {
+    return interested_sources_ != 0 || timers_.size() != 0 || signal_count_ != 0 || posts_.size_approx() != 0 ||
+           hooks_keep_alive();
   }
 
   void restore_signal(int signo) noexcept {
@@ -2893,6 +2933,7 @@ class worker_pool {
       }
       self.finish(index);
       if (destroyed) return;
+      if (self.loop_.stop_requested()) break;  // stop() ends the batch after the done() that asked
     }
     self.destroyed_ = nullptr;
     self.loop_.trigger(self.hook_);
