@@ -1,14 +1,15 @@
 # cmake -DBUILD_DIR=<build/host> [-DLABEL=unit] [-DEXCLUDE=<regex>] [-DTIMEOUT=300] -P scripts/valgrind_units.cmake
 #
-# Runs every unit-test executable of a native, non-sanitizer build once under
-# `valgrind --error-exitcode=1` (all its test cases in one process: valgrind's start-up
-# cost makes one process per discovered test far too slow).
+# Runs every unit-test program of a native, non-sanitizer build under
+# `valgrind --error-exitcode=1`: a GoogleTest program once with all its cases (valgrind's
+# start-up cost makes one process per discovered test far too slow), any other test
+# program with its test's own command line.
 # The executables are taken from CTest's own test list (tests with label LABEL whose
 # command is a program inside BUILD_DIR), so anything the tests register is covered.
 # Tests labelled `no_valgrind` (for example a test that replaces malloc) are left out,
 # as are executables matching EXCLUDE.
 # Ends with a CTest-style line "N% tests passed, F tests failed out of T" (one "test" per
-# executable) so scripts/test.sh counts it like the other suites; exits non-zero on failure.
+# program run) so scripts/test.sh counts it like the other suites; exits non-zero on failure.
 cmake_minimum_required(VERSION 3.19)
 
 if(NOT BUILD_DIR)
@@ -35,6 +36,7 @@ endif()
 string(JSON _count LENGTH "${_json}" tests)
 set(_exes)
 set(_skip)
+set(_run_ids)
 if(_count GREATER 0)
   math(EXPR _last "${_count} - 1")
   foreach(i RANGE 0 ${_last})
@@ -70,14 +72,31 @@ if(_count GREATER 0)
       list(APPEND _skip "${_exe}")
       continue()
     endif()
-    if(NOT "${_exe}" IN_LIST _exes)
-      list(APPEND _exes "${_exe}")
-      # GoogleTest programs: quieter output.
-      string(JSON _args GET "${_json}" tests ${i} command)
-      if(_args MATCHES "--gtest_")
-        set("_gtest_${_exe}" ON)
+    string(JSON _args GET "${_json}" tests ${i} command)
+    if(_args MATCHES "--gtest_")
+      # GoogleTest program (one CTest test per case): run all its cases in one process.
+      if(NOT "${_exe}" IN_LIST _exes)
+        list(APPEND _exes "${_exe}")
+        list(APPEND _run_ids ${i})
+        set(_run_exe_${i} "${_exe}")
+        set(_run_args_${i} --gtest_brief=1)
+        set(_run_wd_${i} "${_wd}")
       endif()
-      set("_wd_${_exe}" "${_wd}")
+    else()
+      # Any other program: run the test's own command line.
+      list(APPEND _exes "${_exe}")
+      list(APPEND _run_ids ${i})
+      set(_run_exe_${i} "${_exe}")
+      set(_run_args_${i})
+      string(JSON _nargs LENGTH "${_json}" tests ${i} command)
+      if(_nargs GREATER 1)
+        math(EXPR _alast "${_nargs} - 1")
+        foreach(a RANGE 1 ${_alast})
+          string(JSON _arg GET "${_json}" tests ${i} command ${a})
+          list(APPEND _run_args_${i} "${_arg}")
+        endforeach()
+      endif()
+      set(_run_wd_${i} "${_wd}")
     endif()
   endforeach()
 endif()
@@ -92,27 +111,25 @@ endforeach()
 set(_passed 0)
 set(_failed 0)
 set(_failures)
-foreach(_exe IN LISTS _exes)
-  set(_extra)
-  if(_gtest_${_exe})
-    set(_extra --gtest_brief=1)
-  endif()
+foreach(_id IN LISTS _run_ids)
+  set(_exe "${_run_exe_${_id}}")
   string(TIMESTAMP _t0 "%s")
   execute_process(
     COMMAND "${VALGRIND}" --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
-            --track-origins=yes --quiet "${_exe}" ${_extra}
-    WORKING_DIRECTORY "${_wd_${_exe}}"
+            --track-origins=yes --quiet "${_exe}" ${_run_args_${_id}}
+    WORKING_DIRECTORY "${_run_wd_${_id}}"
     TIMEOUT ${TIMEOUT}
     RESULT_VARIABLE _rc)
   string(TIMESTAMP _t1 "%s")
   math(EXPR _dt "${_t1} - ${_t0}")
+  string(REPLACE ";" " " _shown "${_exe};${_run_args_${_id}}")
   if(_rc EQUAL 0)
     math(EXPR _passed "${_passed} + 1")
-    message(STATUS "valgrind: passed  ${_exe} (${_dt} s)")
+    message(STATUS "valgrind: passed  ${_shown} (${_dt} s)")
   else()
     math(EXPR _failed "${_failed} + 1")
-    list(APPEND _failures "${_exe}")
-    message(STATUS "valgrind: FAILED  ${_exe} (exit ${_rc}, ${_dt} s)")
+    list(APPEND _failures "${_shown}")
+    message(STATUS "valgrind: FAILED  ${_shown} (exit ${_rc}, ${_dt} s)")
   endif()
 endforeach()
 
@@ -126,8 +143,8 @@ endif()
 message(STATUS "")
 message(STATUS "${_pct}% tests passed, ${_failed} tests failed out of ${_total}")
 if(_failed GREATER 0)
-  foreach(_exe IN LISTS _failures)
-    message(STATUS "  valgrind failed: ${_exe}")
+  foreach(_shown IN LISTS _failures)
+    message(STATUS "  valgrind failed: ${_shown}")
   endforeach()
   message(FATAL_ERROR "valgrind found errors")
 endif()
