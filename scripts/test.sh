@@ -155,7 +155,7 @@ run_preset_suite() {
   report+=("$(printf '%-13s %-6s %4d passed %3d failed  %4d s (configure+build %d s, tests %d s; cpu %d s)%s' \
     "$suite" "$status" "$passed" "$failed" $((SECONDS - start)) "$t_build" $((SECONDS - start - t_build)) \
     $((cpu_seconds - cpu0)) "$note")")
-  echo "=== $suite: $status, $passed passed, $failed failed, $((SECONDS - start)) s"
+  echo "=== $suite: $status, $passed passed, $failed failed, $((SECONDS - start)) s (cpu $((cpu_seconds - cpu0)) s)"
 }
 
 run_valgrind_suite() {
@@ -180,7 +180,7 @@ run_valgrind_suite() {
   cpu_children
   report+=("$(printf '%-13s %-6s %4d passed %3d failed  %4d s (cpu %d s)' valgrind "$status" "$passed" "$failed" \
     $((SECONDS - start)) $((cpu_seconds - cpu0)))")
-  echo "=== valgrind: $status, $passed passed, $failed failed, $((SECONDS - start)) s"
+  echo "=== valgrind: $status, $passed passed, $failed failed, $((SECONDS - start)) s (cpu $((cpu_seconds - cpu0)) s)"
 }
 
 for suite in "${suites[@]}"; do
