@@ -25,9 +25,6 @@ if(NOT CMAKE_SYSTEM_NAME STREQUAL "Generic")
     target_compile_definitions(tinyloop_test_port_edges_pipe_wake
       PRIVATE "TINYLOOP_KQUEUE_HEADER=\"support/kqueue_emu.hpp\"")
   endif()
-  gtest_discover_tests(tinyloop_test_port_edges_pipe_wake
-    TEST_PREFIX "pipe_wake."
-    DISCOVERY_MODE PRE_TEST
-    DISCOVERY_TIMEOUT 120
-    PROPERTIES TIMEOUT ${TINYLOOP_TEST_TIMEOUT} LABELS "unit;port_edges")
+  tinyloop_register_gtest(tinyloop_test_port_edges_pipe_wake pipe_wake.port_edges "unit;port_edges"
+                          TEST_PREFIX "pipe_wake.")
 endif()
