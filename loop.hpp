@@ -269,8 +269,12 @@ class inplace_function<R(Args...), Bytes> {
     if constexpr (std::is_pointer_v<std::remove_reference_t<F>> || std::is_member_pointer_v<std::remove_reference_t<F>>) {
       if (f == nullptr) return;
     }
-    ::new (static_cast<void*>(storage_)) D(static_cast<F&&>(f));
-    ops_ = &operations_for<D>;
+    // Guarded so that a rejected callable shows only the static_assert above, not follow-on errors.
+    if constexpr (sizeof(D) <= Bytes && alignof(D) <= alignof(std::max_align_t) &&
+                  std::is_nothrow_move_constructible_v<D>) {
+      ::new (static_cast<void*>(storage_)) D(static_cast<F&&>(f));
+      ops_ = &operations_for<D>;
+    }
   }
 
   TINYLOOP_ALWAYS_INLINE inplace_function(inplace_function&& other) noexcept { take(other); }
