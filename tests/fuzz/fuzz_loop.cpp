@@ -314,7 +314,13 @@ struct state {
       // The loop re-arms after the callback: firing n is due at start + n * period, skipping what
       // the loop is behind on.
       auto next = t.deadline + t.period;
-      if (next <= loop.now()) next = t.deadline + ((loop.now() - t.deadline) / t.period + 1) * t.period;
+      // A firing due exactly now is due, not missed: only those strictly behind are skipped, to the
+      // first multiple of the period at or after now.
+      if (next < loop.now()) {
+        const auto behind = loop.now() - t.deadline;
+        const auto whole = behind / t.period;
+        next = t.deadline + (behind % t.period == clock_type::duration::zero() ? whole : whole + 1) * t.period;
+      }
       t.deadline = next;
       t.sequence = next_sequence++;
     }
