@@ -206,5 +206,5 @@ echo "tests: $total_passed passed, $total_failed failed"
 [[ $total_failed -eq 0 ]]
 }
 
-main "$@"
-exit $?
+# One line: bash parses all of it before main runs, so the exit is already read.
+main "$@"; exit $?
