@@ -2320,12 +2320,7 @@ class event_loop {
     for (;;) {
       now_ = clock::now();
       arm_limit_ = next_sequence_;
-      std::size_t ran = fetched_next_ < fetched_count_ ? dispatch_io() : 0;
-      if (!heap_.empty() && !stopping()) ran += fire_timers();
-      if (posts_.size_approx() != 0 && !stopping()) ran += run_posts();
-      if constexpr (Port::has_signals)
-        if (signal_pending_.load(std::memory_order_relaxed) && !stopping()) ran += run_signals();
-      if (hooks_pending_.load(std::memory_order_relaxed) && !stopping()) ran += run_hooks();
+      std::size_t ran = run_ready();
       if (stopping()) break;
 
       const bool block = may_wait && ran == 0;
@@ -2351,6 +2346,39 @@ class event_loop {
   }
 
   bool stopping() const noexcept { return stop_.load(std::memory_order_relaxed); }
+
+  // Runs what is ready, phase by phase: leftover fetched I/O, due timers, posts, signals, hooks.
+  // A stop() ends the iteration inside a phase; the next iteration then starts with the phase
+  // after it, so a callback that stops every time it runs (a self-rearming timer, say) cannot keep
+  // the later phases from ever running (found by the loop fuzzer).
+  std::size_t run_ready() noexcept {
+    std::size_t ran = 0;
+    for (unsigned n = 0; n < phase_count; ++n) {
+      const unsigned phase = (first_phase_ + n) % phase_count;
+      ran += run_phase(phase);
+      if (stopping()) {
+        first_phase_ = (phase + 1) % phase_count;
+        return ran;
+      }
+    }
+    first_phase_ = 0;
+    return ran;
+  }
+
+  static constexpr unsigned phase_count = 5;
+
+  std::size_t run_phase(unsigned phase) noexcept {
+    switch (phase) {
+      case 0: return fetched_next_ < fetched_count_ ? dispatch_io() : 0;
+      case 1: return heap_.empty() ? 0 : fire_timers();
+      case 2: return posts_.size_approx() == 0 ? 0 : run_posts();
+      case 3:
+        if constexpr (Port::has_signals)
+          if (signal_pending_.load(std::memory_order_relaxed)) return run_signals();
+        return 0;
+      default: return hooks_pending_.load(std::memory_order_relaxed) ? run_hooks() : 0;
+    }
+  }
 
   time_point next_deadline() const noexcept {
     return heap_.empty() ? time_point::max() : heap_.top_deadline();
@@ -2579,6 +2607,7 @@ class event_loop {
   std::uint64_t next_sequence_ = 0;
   std::uint64_t arm_limit_ = 0;
   bool stalled_ = false;
+  unsigned first_phase_ = 0;  // see run_ready()
   watched_signal signals_[Port::has_signals && Config::max_signals > 0 ? Config::max_signals : 1];
   std::size_t signal_count_ = 0;
   int running_signal_ = 0;

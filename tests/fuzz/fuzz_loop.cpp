@@ -372,6 +372,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (auto& a : s.hook_actions) a = 0;  // hooks that trigger each other would never settle
   for (int i = 0; i < 8; ++i) s.run(true);
   for (const auto& h : s.hooks) FUZZ_CHECK(!(h.attached && h.triggered));  // no trigger stranded
+  if (s.posts_run != s.posts_accepted) std::fprintf(stderr, "posts run %ld accepted %ld\n", (long)s.posts_run, (long)s.posts_accepted);
   FUZZ_CHECK(s.posts_run == s.posts_accepted);
   for (int i = 0; i < 64 && s.pending_timers() != 0; ++i) {
     for (std::size_t k = 0; k < s.timers.size(); ++k)  // periodic ones never end: cancel them
