@@ -2634,7 +2634,6 @@ class event_loop {
 
 #if TINYLOOP_HOSTED
 #define TINYLOOP_HAS_WORKER_POOL 1
-#define TINYLOOP_WORKER_POOL_REVISION 2  // 2: a done() may destroy its pool
 
 // =============================================================================================================
 // worker_pool: runs blocking or CPU-heavy work on Threads threads; every done() runs on the loop thread.

@@ -19,9 +19,6 @@
 
 #ifdef BENCH_HAVE_TINYLOOP
 #include "loop.hpp"
-#if __has_include("wip/worker_pool.hpp")
-#include "wip/worker_pool.hpp"  // until the worker_pool section is part of loop.hpp (then it is empty)
-#endif
 #endif
 
 namespace bench {

@@ -7,9 +7,6 @@
 // run() returns by itself. The program prints the timer's lateness and exits non-zero if the timer
 // stopped firing while the jobs ran (it would, had the jobs run on the loop thread).
 #include "loop.hpp"
-#if __has_include("wip/worker_pool.hpp")
-#include "wip/worker_pool.hpp"  // until the worker_pool section is part of loop.hpp (then it is empty)
-#endif
 
 #include <chrono>
 #include <cstdint>

@@ -3,9 +3,6 @@
 // Threading model under test: submit() and cancel() are callable from any thread; done() always runs on the
 // loop thread. Waiting in these tests is on events (gates, counters the loop thread observes), never on time.
 #include "support/ports.hpp"
-#if __has_include("wip/worker_pool.hpp")
-#include "wip/worker_pool.hpp"  // until the worker_pool section is pasted into loop.hpp (then it is empty)
-#endif
 
 #include <pthread.h>
 #include <signal.h>
@@ -489,9 +486,6 @@ TYPED_TEST_P(worker_pool, destroying_the_pool_cancels_queued_waits_for_running_a
 }
 
 TYPED_TEST_P(worker_pool, a_done_may_destroy_the_pool) {
-#if !defined(TINYLOOP_WORKER_POOL_REVISION) || TINYLOOP_WORKER_POOL_REVISION < 2
-  GTEST_SKIP() << "loop.hpp's worker_pool section predates this (re-paste wip/worker_pool.hpp)";
-#endif
   loop_t<TypeParam> loop;
   using pool_t = tinyloop::worker_pool<loop_t<TypeParam>, 2, 8>;
   std::optional<pool_t> pool;
