@@ -2196,6 +2196,8 @@ class event_loop {
     h.loop_ = this;
     h.next_ = hooks_;
     hooks_ = &h;
+    // A trigger() that came while the hook was detached is delivered now (found by the fuzzer).
+    if (h.triggered_.load(std::memory_order_relaxed)) hooks_pending_.store(true, std::memory_order_relaxed);
     return errc::ok;
   }
 

@@ -72,6 +72,7 @@ struct state {
     int index = 0;
     bool attached = false;
     bool triggered = false;  // trigger() since its on_trigger last ran; detach() discards it
+    long trigger_run = 0;    // runs_ when it was last triggered
   };
   hook_model hooks[hook_count];
   // Callbacks hold references into the model while their actions add entries: never reallocate.
@@ -110,6 +111,7 @@ struct state {
     if (!hooks[k].attached) return;  // trigger() is for attached hooks only
     loop.trigger(hooks[k].hook);
     hooks[k].triggered = true;
+    hooks[k].trigger_run = runs;
   }
   void on_hook(int k) {
     callback_starts();
@@ -134,7 +136,9 @@ struct state {
     loop.stop();
     stop_requested = true;
   }
+  long runs = 0;
   void run(bool poll_only) {
+    ++runs;
     FUZZ_CHECK((poll_only ? loop.poll() : loop.run_once()) == errc::ok);
     stop_requested = false;
   }
@@ -371,7 +375,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (int i = 0; i < 64 && s.posts_run < s.posts_accepted; ++i) s.run(true);
   for (auto& a : s.hook_actions) a = 0;  // hooks that trigger each other would never settle
   for (int i = 0; i < 8; ++i) s.run(true);
-  for (const auto& h : s.hooks) FUZZ_CHECK(!(h.attached && h.triggered));  // no trigger stranded
+  // No trigger stranded. A callback of the last runs may trigger again (a timer that re-arms itself,
+  // triggers and stops); a trigger is delivered within the runs a stop() can delay a phase: the loop
+  // resumes with the phase after the stopped one, so the hooks' phase comes within 5 runs.
+  for (const auto& h : s.hooks) FUZZ_CHECK(!(h.attached && h.triggered && h.trigger_run + 5 < s.runs));
   if (s.posts_run != s.posts_accepted) std::fprintf(stderr, "posts run %ld accepted %ld\n", (long)s.posts_run, (long)s.posts_accepted);
   FUZZ_CHECK(s.posts_run == s.posts_accepted);
   for (int i = 0; i < 64 && s.pending_timers() != 0; ++i) {
