@@ -256,8 +256,9 @@ struct state {
   }
 
   // An action run from inside a callback. `self_kind`: 0 source, 1 timer, 2 post.
+  bool draining = false;  // the final drain: callbacks check, but no longer act
   void act(action a, std::uint8_t arg, int self_kind, std::size_t self) {
-    if (depth > 0) return;
+    if (depth > 0 || draining) return;
     ++depth;
     const std::size_t target = arg % 16;
     switch (a) {
@@ -372,6 +373,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   // Drain: every accepted post runs; every one-shot timer fires once its time comes; every attached,
   // triggered hook runs.
+  // Callbacks stop acting, or a post that re-posts itself and stops would never let it settle.
+  s.draining = true;
   for (int i = 0; i < 64 && s.posts_run < s.posts_accepted; ++i) s.run(true);
   for (auto& a : s.hook_actions) a = 0;  // hooks that trigger each other would never settle
   for (int i = 0; i < 8; ++i) s.run(true);
