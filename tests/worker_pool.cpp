@@ -583,7 +583,12 @@ TYPED_TEST_P(worker_pool, no_allocation_after_construction) {
   std::thread producer([&] {
     go.wait();
     for (int i = 0; i < 200; ++i)
-      while (!pool.submit([] {}, [&](errc) { delivered.fetch_add(1); }).ok()) std::this_thread::yield();
+      while (!pool.submit([] {},
+                          [&](errc) {
+                            if (delivered.fetch_add(1) + 1 == 200) loop.stop();
+                          })
+                  .ok())
+        std::this_thread::yield();
   });
 
   allocations.store(0);
@@ -603,8 +608,15 @@ TYPED_TEST_P(worker_pool, no_allocation_after_construction) {
     (void)pool.cancel(tinyloop::work_id());
     (void)loop.run();
   }
+  // While the producer works, the loop thread sleeps in the port's wait instead of spinning on run()
+  // (which returns at once whenever nothing is in flight): under valgrind, which runs one thread at a
+  // time, a spinning loop thread starves the producer for minutes. An idle periodic timer keeps run()
+  // waiting; the 200th completion stops it.
+  auto keep_alive = loop.every(std::chrono::hours(1), [] {});
+  ASSERT_TRUE(keep_alive.ok());
   go.open();
   while (delivered.load() < 200) (void)loop.run();
+  EXPECT_EQ(loop.cancel(keep_alive.value()), errc::ok);
   counting.store(false);
   producer.join();
   EXPECT_EQ(allocations.load(), 0);
