@@ -403,6 +403,12 @@ class slot_table {
  public:
   static constexpr std::uint32_t npos = 0xffffffffu;
 
+  // A loop rather than `= {}`: GCC turns that into a memset call, and on a microcontroller a
+  // program that needs no other memset would link one (~160 bytes) just for this.
+  slot_table() noexcept {
+    for (std::uint32_t& g : generation_) g = 0;
+  }
+
   static constexpr std::size_t capacity() noexcept { return N; }
   std::size_t size() const noexcept { return size_; }
   bool full() const noexcept { return free_head_ == npos && fresh_ == N; }
@@ -446,7 +452,7 @@ class slot_table {
 
  private:
   Node nodes_[N];
-  std::uint32_t generation_[N] = {};
+  std::uint32_t generation_[N];  // zeroed by the constructor
   std::uint32_t next_free_[N];
   std::uint32_t free_head_ = npos;
   std::uint32_t fresh_ = 0;
@@ -477,6 +483,10 @@ class timer_heap {
 
  public:
   static constexpr std::uint32_t npos = 0xffffffffu;
+
+  timer_heap() noexcept {
+    for (std::uint32_t& c : chain_of_) c = unqueued;  // a loop, not `= {}`: see slot_table()
+  }
 
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return heap_size_ == 0; }
@@ -544,8 +554,8 @@ class timer_heap {
     std::uint64_t sequence;
     std::uint32_t ref;
   };
-  // chain_of_ values: zero (the state of a zero-initialised array, so the constructor has no loop)
-  // for a node not queued, then a lone node, then first_chain + the node's chain.
+  // chain_of_ values: unqueued for a node not queued (what the constructor sets), then a lone
+  // node, then first_chain + the node's chain.
   static constexpr std::uint32_t unqueued = 0;
   static constexpr std::uint32_t alone = 1;
   static constexpr std::uint32_t first_chain = 2;
@@ -620,7 +630,7 @@ class timer_heap {
   std::uint32_t newest_ = npos;                // ref of the entry armed last, while it is queued
   Key newest_deadline_{};                      // its deadline
   std::uint32_t position_[N + chain_slots];   // ref -> heap index
-  std::uint32_t chain_of_[N] = {};            // see unqueued, alone, first_chain
+  std::uint32_t chain_of_[N];                 // see unqueued, alone, first_chain
   // Per chain (free chains are linked through chain_head_), and per node for chain members.
   std::uint32_t chain_head_[chain_slots];
   std::uint32_t chain_tail_[chain_slots];
@@ -655,9 +665,15 @@ class bounded_queue {
   bounded_queue() noexcept {
     for (std::size_t i = 0; i < Capacity; ++i) cells_[i].sequence.store(i, std::memory_order_relaxed);
   }
+  // No producer or consumer is left: destroy what was published and never popped, in place.
   ~bounded_queue() {
-    T item;
-    while (try_pop(item)) item = T();
+    if constexpr (!std::is_trivially_destructible_v<T>) {
+      const std::size_t tail = tail_.load(std::memory_order_relaxed);
+      for (std::size_t pos = head_.load(std::memory_order_relaxed); pos != tail; ++pos) {
+        cell& c = cells_[pos & (Capacity - 1)];
+        if (c.sequence.load(std::memory_order_relaxed) == pos + 1) std::launder(reinterpret_cast<T*>(c.storage))->~T();
+      }
+    }
   }
   bounded_queue(const bounded_queue&) = delete;
   bounded_queue& operator=(const bounded_queue&) = delete;
@@ -1706,6 +1722,7 @@ struct baremetal_port {
         if (devices_[i].device == device) return errc::already_exists;
       if (count_ == Config::max_sources) return errc::full;
       devices_[count_++] = {device, interest, token, false};
+      scan_ = &backend::report;  // see scan_
       return errc::ok;
     }
     errc modify(int device, events interest, std::uint64_t token) noexcept {
@@ -1731,30 +1748,40 @@ struct baremetal_port {
 
     template <class Sink>
     errc wait(typename clock::time_point deadline, Sink& sink) noexcept {
-      if (report(sink) != 0 || deadline == clock::time_point::min()) return errc::ok;
+      if (scan(sink) != 0 || deadline == clock::time_point::min()) return errc::ok;
       Board::wait(deadline);
-      report(sink);
+      scan(sink);
       return errc::ok;
     }
 
     void wake() noexcept { Board::wake(); }
 
    private:
+    using sink_function = void (*)(void* sink, std::uint64_t token, events ev) noexcept;
+
+    template <class Sink>
+    static void call_sink(void* sink, std::uint64_t token, events ev) noexcept {
+      (*static_cast<Sink*>(sink))(token, ev);
+    }
+    template <class Sink>
+    std::size_t scan(Sink& sink) noexcept {
+      return scan_ != nullptr ? scan_(*this, &call_sink<Sink>, &sink) : 0;
+    }
+
     // Starts where the previous scan stopped, so a device that is always ready cannot keep the
     // ones after it out of a full batch.
-    template <class Sink>
-    std::size_t report(Sink& sink) noexcept {
+    static std::size_t report(backend& self, sink_function sink, void* context) noexcept {
       std::size_t reported = 0;
-      for (std::size_t n = 0; n < count_ && reported < Config::events_per_wait; ++n) {
-        if (next_ >= count_) next_ = 0;
-        device& d = devices_[next_++];
+      for (std::size_t n = 0; n < self.count_ && reported < Config::events_per_wait; ++n) {
+        if (self.next_ >= self.count_) self.next_ = 0;
+        device& d = self.devices_[self.next_++];
         if (d.parked) continue;
         const events ev = Board::poll(d.device) & (d.interest | events::error | events::hangup);
         if (!any(ev)) continue;
         // A paused device is told about a sticky error or hangup once, then left alone until
         // modify(): reporting it on every iteration would keep the core from ever sleeping.
         if (!any(d.interest)) d.parked = true;
-        sink(d.token, ev);
+        sink(context, d.token, ev);
         ++reported;
       }
       return reported;
@@ -1766,9 +1793,11 @@ struct baremetal_port {
       std::uint64_t token;
       bool parked;  // a paused device whose error/hangup was reported
     };
-    device devices_[Config::max_sources] = {};
+    device devices_[Config::max_sources];  // [0, count_) in use
     std::size_t count_ = 0;
     std::size_t next_ = 0;
+    // Set by the first add(): a program that never registers a device links no device scan.
+    std::size_t (*scan_)(backend&, sink_function, void*) noexcept = nullptr;
   };
 };
 
@@ -2020,6 +2049,7 @@ class event_loop {
       s.interest = interest;
       s.cb = static_cast<io_callback&&>(cb);
       ++interested_sources_;
+      io_runner_ = [](event_loop& l) noexcept { return l.dispatch_io(); };  // see io_runner_
       return source_id(i, gen);
     }
   }
@@ -2193,6 +2223,7 @@ class event_loop {
   errc attach(async_hook& h) noexcept {
     assert_loop_thread();
     if (h.loop_ != nullptr) return errc::already_exists;
+    hook_runner_ = [](event_loop& l) noexcept { return l.run_hooks(); };  // see hook_runner_
     h.loop_ = this;
     h.next_ = hooks_;
     hooks_ = &h;
@@ -2251,9 +2282,9 @@ class event_loop {
   std::size_t active_sources() const noexcept { return sources_.size(); }
 
  private:
-  struct source {
-    int fd = -1;
-    events interest = events::none;
+  struct source {  // fd and interest are set by add(), and read only while the source is live
+    int fd;
+    events interest;
     io_callback cb;
   };
   struct timer {
@@ -2331,7 +2362,7 @@ class event_loop {
       // A wait that may have slept starts a new iteration: the callbacks of what it fetched, and
       // the timers they arm, must see the time the events arrived, not the time we fell asleep.
       if (slept_) now_ = clock::now();
-      if (fetched_next_ < fetched_count_) ran += dispatch_io();
+      ran += run_io();
       if (ran != 0 || !block || stopping()) break;
       // Nothing ran although we waited: a timer came due, or work arrived that this iteration
       // had not seen; or a wake() asked us to return.
@@ -2355,15 +2386,16 @@ class event_loop {
   // the later phases from ever running (found by the loop fuzzer).
   std::size_t run_ready() noexcept {
     std::size_t ran = 0;
+    unsigned phase = first_phase_;
+    first_phase_ = 0;
     for (unsigned n = 0; n < phase_count; ++n) {
-      const unsigned phase = (first_phase_ + n) % phase_count;
       ran += run_phase(phase);
+      if (++phase == phase_count) phase = 0;
       if (stopping()) {
-        first_phase_ = (phase + 1) % phase_count;
-        return ran;
+        first_phase_ = phase;
+        break;
       }
     }
-    first_phase_ = 0;
     return ran;
   }
 
@@ -2371,15 +2403,26 @@ class event_loop {
 
   std::size_t run_phase(unsigned phase) noexcept {
     switch (phase) {
-      case 0: return fetched_next_ < fetched_count_ ? dispatch_io() : 0;
+      case 0: return run_io();
       case 1: return heap_.empty() ? 0 : fire_timers();
       case 2: return posts_.size_approx() == 0 ? 0 : run_posts();
       case 3:
         if constexpr (Port::has_signals)
           if (signal_pending_.load(std::memory_order_relaxed)) return run_signals();
         return 0;
-      default: return hooks_pending_.load(std::memory_order_relaxed) ? run_hooks() : 0;
+      default:
+        if (!hooks_pending_.load(std::memory_order_relaxed)) return 0;
+        if (hook_runner_ != nullptr) return hook_runner_(*this);
+        // A trigger() on a hook that was never attached: attach() delivers it (it checks the hook).
+        hooks_pending_.store(false, std::memory_order_relaxed);
+        return 0;
     }
+  }
+
+  // What the last wait fetched and no stop() left behind. Events come only for sources that add()
+  // registered, and add() sets io_runner_.
+  std::size_t run_io() noexcept {
+    return fetched_next_ < fetched_count_ && io_runner_ != nullptr ? io_runner_(*this) : 0;
   }
 
   time_point next_deadline() const noexcept {
@@ -2395,23 +2438,19 @@ class event_loop {
     if (deadline == time_point::min()) {
       // Nothing to wait for and no fds: skip the syscall. Wakes are drained by the next real wait.
       if (sources_.size() == 0) return errc::ok;
-      const errc e = port_.wait(deadline, sink);
-      // The port may have drained its wake channel: a wake_pending_ left set would make every
-      // producer skip its wake() during our next sleep (found by spin: tests/model/). RMW as below.
-      wake_pending_.exchange(false, std::memory_order_acq_rel);
-      return finish_wait(e);
+    } else {
+      sleeping_.exchange(1, std::memory_order_acq_rel);  // pairs with notify()'s RMW
+      if (work_pending())
+        deadline = time_point::min();
+      else
+        slept_ = true;  // only a wait that may have slept needs a fresh now_
     }
-    sleeping_.exchange(1, std::memory_order_acq_rel);  // pairs with notify()'s RMW
-    if (work_pending()) deadline = time_point::min();
-    slept_ = deadline != time_point::min();  // only a wait that may have slept needs a fresh now_
     const errc e = port_.wait(deadline, sink);
-    sleeping_.store(0, std::memory_order_relaxed);
+    sleeping_.store(0, std::memory_order_relaxed);  // (already 0 after a poll: only the loop sets it)
     // RMW, not a store: a producer that saw `true` here and skipped its wake is ordered before us.
+    // Also after a poll: the port may have drained its wake channel, and a wake_pending_ left set
+    // would make every producer skip its wake() during our next sleep (found by spin: tests/model/).
     wake_pending_.exchange(false, std::memory_order_acq_rel);
-    return finish_wait(e);
-  }
-
-  errc finish_wait(errc e) noexcept {
     if (e != errc::ok) os_errno_ = port_.last_errno();
     return e;
   }
@@ -2616,6 +2655,10 @@ class event_loop {
   detail::signal_target signal_target_{&event_loop::signal_arrived, this};
   async_hook* hooks_ = nullptr;
   async_hook* hook_cursor_ = nullptr;  // run_hooks()'s next hook, stepped by detach()
+  // The optional phases are reached through pointers that add() and attach() set, so a program
+  // that never registers a source or a hook links none of their code (flash on a microcontroller).
+  std::size_t (*io_runner_)(event_loop&) noexcept = nullptr;
+  std::size_t (*hook_runner_)(event_loop&) noexcept = nullptr;
 #if TINYLOOP_HOSTED && !defined(NDEBUG)
   std::atomic<std::thread::id> owner_{};
 #endif
@@ -2623,11 +2666,15 @@ class event_loop {
   // Shared with other threads and interrupt handlers.
   detail::bounded_queue<callback, Config::post_capacity> posts_;
   alignas(TINYLOOP_CACHE_LINE) std::atomic<unsigned> sleeping_{0};
-  std::atomic<bool> wake_pending_{false};
-  std::atomic<bool> woken_{false};
-  std::atomic<bool> stop_{false};
-  std::atomic<bool> signal_pending_{false};
-  std::atomic<bool> hooks_pending_{false};
+  // Booleans held in atomic<uint8_t> rather than atomic<bool>: libstdc++ wraps atomic<bool>'s
+  // load() and exchange() in functions that are not always-inline, and at -Os GCC calls them out of
+  // line from every use (76 bytes of flash on Cortex-M3).
+  using flag = std::atomic<std::uint8_t>;
+  flag wake_pending_{false};
+  flag woken_{false};
+  flag stop_{false};
+  flag signal_pending_{false};
+  flag hooks_pending_{false};
 };
 
 // ==============================================================================================
