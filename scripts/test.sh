@@ -196,6 +196,28 @@ for suite in "${suites[@]}"; do
   esac
 done
 
+# The footprint figures (README "Footprint"): the Cortex-M3 loop's flash and RAM from the minimal
+# timer + post program, and sizeof(event_loop) for default_config on each target built by this run.
+# Re-runs those few quick tests verbosely and prints what they print.
+footprint=()
+for suite in "${suites[@]}"; do
+  case "$suite" in
+    cortex-m3) re='^baremetal[.]footprint$' ;;
+    host|armhf|aarch64) re='^footprint[.]sizeof$' ;;
+    *) continue ;;
+  esac
+  [[ -f "build/$suite/CTestTestfile.cmake" ]] || continue
+  while IFS= read -r line; do
+    footprint+=("$line")
+  done < <(ctest --test-dir "build/$suite" -R "$re" -V 2>/dev/null | sed -nE 's/^[0-9]+: //p' |
+           grep -v -E '^(Test command|Working Directory|Test timeout|Environment variables|  [A-Za-z_]+=|\s*$)')
+done
+if [[ ${#footprint[@]} -gt 0 ]]; then
+  echo
+  echo "=== footprint"
+  printf '  %s\n' "${footprint[@]}"
+fi
+
 echo
 cpu_children
 echo "=== summary (wall time $((SECONDS - script_start)) s, cpu $cpu_seconds s, logs in $logs)"
