@@ -1056,12 +1056,13 @@ struct kqueue_port {
     // EV_ADD (EV_RECEIPT added by apply()): the kernel's answer comes back as an EV_ERROR entry,
     // e.g. EINVAL for a number it does not know.
     errc watch_signal(int signo, std::uint64_t token) noexcept {
+      if (signo <= 0) return errc::invalid_argument;
       signal_watch* slot = nullptr;
       for (signal_watch& w : signals_) {
         if (w.signo == signo) return errc::already_exists;
         if (w.signo == 0 && slot == nullptr) slot = &w;
       }
-      if (slot == nullptr || signo <= 0) return slot == nullptr ? errc::full : errc::invalid_argument;
+      if (slot == nullptr) return errc::full;
       struct kevent change = make_change(signo, EVFILT_SIGNAL, EV_ADD, 0, 0);
       if (!apply(&change, 1)) return fail();
       if (change.data != 0) {
