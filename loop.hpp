@@ -2034,12 +2034,12 @@ struct signal_hub {
     return pending[signo].exchange(false, std::memory_order_acq_rel);
   }
 };
+#endif
 
 // The token under which a native_signals port reports signo: generation 0, which no source token
 // has (a live slot's generation is odd), so the loop tells the two apart by the generation alone.
 constexpr std::uint64_t signal_token(int signo) noexcept { return static_cast<std::uint32_t>(signo); }
 constexpr bool is_signal_token(std::uint64_t token) noexcept { return (token >> 32) == 0; }
-#endif
 
 }  // namespace detail
 
