@@ -428,9 +428,10 @@ TEST_F(kq, signal_ends_a_blocking_wait) {
   set_disposition(SIGUSR1, &on_signal);
   ASSERT_EQ(apply(change(SIGUSR1, EVFILT_SIGNAL, EV_ADD)), 0);
   std::atomic<bool> done{false};
+  const pthread_t waiter = ::pthread_self();
   std::thread t([&] {
     while (!done.load()) {  // the waiter may not be inside kevent yet
-      ::kill(::getpid(), SIGUSR1);
+      ::pthread_kill(waiter, SIGUSR1);  // handled by the waiter before join() returns
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   });
