@@ -518,7 +518,7 @@ TYPED_TEST_P(worker_pool, destroying_an_idle_pool_and_keeping_the_loop) {
 }
 
 TYPED_TEST_P(worker_pool, no_allocation_after_construction) {
-  if (!tltest::allocations::countable()) GTEST_SKIP() << "this build cannot count allocations";
+  if (!tltest::allocations::countable()) GTEST_SKIP() << tltest::allocations::why_not_countable();
   ASSERT_GE(tltest::allocations::self_test(), 2) << "the allocation counter is blind: this test would prove nothing";
   loop_t<TypeParam> loop;
   tinyloop::worker_pool<loop_t<TypeParam>, 2, 8> pool(loop);

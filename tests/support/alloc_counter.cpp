@@ -8,6 +8,13 @@
 #include <cstdlib>
 #include <new>
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TLTEST_VALGRIND_CHECK 1
+#endif
+#endif
+
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define TLTEST_SANITIZED 1
 #elif defined(__has_feature)
@@ -102,7 +109,16 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::f
 
 namespace tltest {
 
-bool allocations::countable() noexcept { return TLTEST_COUNTABLE != 0; }
+const char* allocations::why_not_countable() noexcept {
+#if defined(TLTEST_VALGRIND_CHECK)
+  // valgrind replaces malloc and operator new in the program itself too: ours never run.
+  if (RUNNING_ON_VALGRIND) return "running under valgrind, which replaces malloc and operator new";
+#endif
+  if (TLTEST_COUNTABLE == 0) return "malloc cannot be interposed here (not glibc, no sanitizer hook)";
+  return nullptr;
+}
+
+bool allocations::countable() noexcept { return why_not_countable() == nullptr; }
 
 void allocations::start() noexcept {
   g_allocations.store(0, std::memory_order_seq_cst);

@@ -11,8 +11,10 @@
 namespace tltest {
 
 struct allocations {
-  // False where this build cannot count (not glibc, no sanitizer hook): tests must skip then.
+  // False where this process cannot count (not glibc and no sanitizer hook, or running under
+  // valgrind): tests must skip then, saying why_not_countable().
   static bool countable() noexcept;
+  static const char* why_not_countable() noexcept;  // nullptr when countable
   // Zeroes the count and starts counting.
   static void start() noexcept;
   // Stops counting; returns the allocations counted since start().
