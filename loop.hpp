@@ -794,6 +794,8 @@ class bounded_queue {
 // once per sleep, so ports need not coalesce wakes. Policy (ordering, deferred removal, budgets,
 // stale tokens) lives in event_loop, not here. add() of an fd that is already registered must give
 // errc::already_exists (epoll's kernel says EEXIST; ports that keep their own table check it).
+// Optionally, static constexpr bool native_signals with watch_signal(signo, token) and
+// unwatch_signal(signo): the port reports signals to the sink itself (see detail::native_signals).
 
 namespace detail {
 
@@ -977,13 +979,17 @@ struct epoll_port {
 // Every change carries EV_RECEIPT, so the kernel answers each one with an EV_ERROR entry whose
 // data is 0 or that change's errno, and a failed change cannot be mistaken for another's result.
 //
-// Signals are not taken through EVFILT_SIGNAL: the loop installs its own handler on every hosted
-// port (a knote alone does not stop the default action from killing the process), and the handler
-// wakes this port like any other producer.
+// Signals come through EVFILT_SIGNAL knotes (native_signals): the kernel counts deliveries in a
+// knote that clears itself when reported, so several deliveries before a wait give one report,
+// handed to the sink under the token the loop gave watch_signal(). A knote does not replace the
+// disposition (it records a signal whatever the disposition is, and SIG_DFL still kills): the loop
+// sets that (section 5). The port keeps its own signo -> token table, so a report of a signal it
+// no longer watches is dropped and udata is not needed (it could not hold a token on 32-bit).
 struct kqueue_port {
   using clock = std::chrono::steady_clock;
   static constexpr bool has_fds = true;
   static constexpr bool has_signals = true;
+  static constexpr bool native_signals = true;
   static constexpr bool interrupt_safe_wake = false;
 
   template <class Config>
@@ -1063,6 +1069,43 @@ struct kqueue_port {
       return r != nullptr ? unregister(*r) : errc::ok;
     }
 
+    // EV_ADD (EV_RECEIPT added by apply()): the kernel's answer comes back as an EV_ERROR entry,
+    // e.g. EINVAL for a number it does not know.
+    errc watch_signal(int signo, std::uint64_t token) noexcept {
+      if (signo <= 0) return errc::invalid_argument;
+      signal_watch* slot = nullptr;
+      for (signal_watch& w : signals_) {
+        if (w.signo == signo) return errc::already_exists;
+        if (w.signo == 0 && slot == nullptr) slot = &w;
+      }
+      if (slot == nullptr) return errc::full;
+      struct kevent change = make_change(signo, EVFILT_SIGNAL, EV_ADD, 0, 0);
+      if (!apply(&change, 1)) return fail();
+      if (change.data != 0) {
+        errno_ = static_cast<int>(change.data);
+        return detail::errno_to_errc(errno_);
+      }
+      slot->signo = signo;
+      slot->token = token;
+      return errc::ok;
+    }
+
+    // The signal is unwatched whatever the kernel answers: a report of it is dropped from now on.
+    errc unwatch_signal(int signo) noexcept {
+      for (signal_watch& w : signals_) {
+        if (w.signo != signo || signo <= 0) continue;
+        w = signal_watch{};
+        struct kevent change = make_change(signo, EVFILT_SIGNAL, EV_DELETE, 0, 0);
+        if (!apply(&change, 1)) return fail();
+        if (change.data != 0 && change.data != ENOENT) {
+          errno_ = static_cast<int>(change.data);
+          return errc::os_error;
+        }
+        return errc::ok;
+      }
+      return errc::not_found;
+    }
+
     template <class Sink>
     errc wait(clock::time_point deadline, Sink& sink) noexcept {
       for (;;) {
@@ -1076,10 +1119,22 @@ struct kqueue_port {
         }
         bool woken = false;
         std::size_t touched = 0;
+        std::size_t signalled = 0;  // sink calls for signals; with touched, at most n <= events_per_wait
         for (int i = 0; i < n; ++i) {
           const struct kevent& k = fetched_[i];
           if (k.filter == static_cast<decltype(k.filter)>(EVFILT_USER)) {
             woken = true;  // EV_CLEAR: retrieving it consumed the trigger
+            continue;
+          }
+          if (k.filter == static_cast<decltype(k.filter)>(EVFILT_SIGNAL)) {
+            // data counts the deliveries since the last report: one report whatever the count.
+            for (const signal_watch& w : signals_) {
+              if (w.signo > 0 && static_cast<std::uintptr_t>(w.signo) == k.ident) {
+                sink(w.token, events::read);
+                ++signalled;
+                break;
+              }
+            }
             continue;
           }
           const auto index = static_cast<std::uint32_t>(from_udata(k.udata));
@@ -1089,7 +1144,8 @@ struct kqueue_port {
           note(r, index, translate(k, r.interest), touched);
         }
         if (pending_ != 0) {
-          for (std::uint32_t index = 0; index < capacity && touched < Config::events_per_wait; ++index) {
+          for (std::uint32_t index = 0; index < capacity && touched + signalled < Config::events_per_wait;
+               ++index) {
             registration& r = table_[index];
             if (!any(r.pending)) continue;
             note(r, index, r.pending, touched);
@@ -1103,7 +1159,8 @@ struct kqueue_port {
           r.ready = events::none;
           sink(r.token, ev);
         }
-        if (touched != 0 || woken || n == 0 || deadline == clock::time_point::min()) return errc::ok;
+        if (touched != 0 || signalled != 0 || woken || n == 0 || deadline == clock::time_point::min())
+          return errc::ok;
         // Only readiness a paused source masks: nothing for the loop, so wait out the rest.
       }
     }
@@ -1127,6 +1184,10 @@ struct kqueue_port {
       std::uint8_t usable = 0;         // the filters the fd's access mode lets fire
       events pending = events::none;   // to report at the next wait (EPIPE at registration)
       events ready = events::none;     // merged reports of the wait in progress
+      std::uint64_t token = 0;
+    };
+    struct signal_watch {
+      int signo = 0;  // 0: free
       std::uint64_t token = 0;
     };
 
@@ -1307,6 +1368,7 @@ struct kqueue_port {
     int errno_ = 0;
     std::size_t pending_ = 0;  // registrations with a pending report
     registration table_[capacity];
+    signal_watch signals_[Config::max_signals > 0 ? Config::max_signals : 1];
     struct kevent fetched_[Config::events_per_wait];
     std::uint32_t touched_[Config::events_per_wait];
   };
@@ -1855,6 +1917,24 @@ struct has_stalled : std::false_type {};
 template <class B>
 struct has_stalled<B, std::void_t<decltype(bool{std::declval<const B&>().stalled()})>> : std::true_type {};
 
+// Optional port flag: static constexpr bool native_signals. A port that sets it watches POSIX
+// signals in its own kernel object (kqueue's EVFILT_SIGNAL) with two more backend members:
+//   errc watch_signal(int signo, std::uint64_t token) noexcept;   wait() then calls sink(token, ...)
+//   errc unwatch_signal(int signo) noexcept;                      when the signal was delivered
+// The loop still owns the signal numbers and sets the disposition (section 5). Ports without the
+// flag (epoll, poll) leave signals to the loop's own sigaction handler.
+template <class P, class = void>
+struct native_signals : std::false_type {};
+template <class P>
+struct native_signals<P, std::enable_if_t<P::native_signals>> : std::true_type {};
+
+template <class B, class = void>
+struct has_signal_backend : std::false_type {};
+template <class B>
+struct has_signal_backend<B, std::void_t<decltype(errc{std::declval<B&>().watch_signal(0, std::uint64_t{})}),
+                                         decltype(errc{std::declval<B&>().unwatch_signal(0)})>>
+    : std::true_type {};
+
 template <class P, class C, class = void>
 struct has_backend : std::false_type {};
 template <class P, class C>
@@ -1888,6 +1968,12 @@ constexpr void check_backend() noexcept {
     static_assert(has_fd_backend<backend>::value,
                   "tinyloop port: a port with has_fds needs errc add(int, events, std::uint64_t), "
                   "errc modify(int, events, std::uint64_t) and errc remove(int, std::uint64_t)");
+  if constexpr (native_signals<Port>::value) {
+    static_assert(Port::has_signals, "tinyloop port: native_signals needs has_signals = true");
+    static_assert(has_signal_backend<backend>::value,
+                  "tinyloop port: a port with native_signals needs errc watch_signal(int, std::uint64_t) "
+                  "and errc unwatch_signal(int)");
+  }
 }
 
 }  // namespace detail
@@ -1899,16 +1985,24 @@ template <class P, class Config = default_config>
 concept port = detail::has_clock<P>::value && detail::has_flags<P>::value &&
                detail::has_backend<P, Config>::value &&
                detail::has_core_backend<typename P::template backend<Config>, typename P::clock>::value &&
-               (!P::has_fds || detail::has_fd_backend<typename P::template backend<Config>>::value);
+               (!P::has_fds || detail::has_fd_backend<typename P::template backend<Config>>::value) &&
+               (!detail::native_signals<P>::value ||
+                (P::has_signals && detail::has_signal_backend<typename P::template backend<Config>>::value));
 #endif
 
 // ==============================================================================================
 // 5. POSIX signal plumbing
 // ==============================================================================================
 //
-// A sigaction handler that only records the signal and wakes the loop that watches it; the
-// callback runs later on the loop thread. No signalfd: it needs the signal blocked in every thread
-// of the process, which a library cannot promise.
+// Two ways in, one bookkeeping. Either way the loop owns a signal number process-wide (owner[],
+// so a second loop gets already_exists whatever its port), records it in pending[], and runs the
+// callback later on its own thread (run_signals()).
+//   - Ports without native_signals (epoll, poll): handler() records the signal and wakes the owning
+//     loop. No signalfd: it needs the signal blocked in every thread of the process, which a library
+//     cannot promise.
+//   - Ports with native_signals (kqueue): the port's kernel object records it and its wait() hands
+//     it to the sink under signal_token(signo); the disposition is absorb(), which only stops the
+//     default action.
 
 namespace detail {
 
@@ -1943,11 +2037,21 @@ struct signal_hub {
     errno = saved;
   }
 
+  // The disposition while a port watches the signal itself. A handler that does nothing, not SIG_IGN:
+  // ignoring SIGCHLD makes the kernel reap children (waitpid() then fails with ECHILD) and FreeBSD's
+  // EVFILT_SIGNAL does not even record an ignored SIGCHLD; and SIG_IGN survives execve(), so every
+  // program the process starts would ignore the signal too, where a caught one is reset to SIG_DFL.
+  static void absorb(int) noexcept {}
+
   static bool claim(int signo, signal_target* t) noexcept {
     signal_target* expected = nullptr;
     // release: the target's fields are visible to a handler that loads it.
-    return owner[signo].compare_exchange_strong(expected, t, std::memory_order_release,
-                                                std::memory_order_relaxed);
+    if (!owner[signo].compare_exchange_strong(expected, t, std::memory_order_release, std::memory_order_relaxed))
+      return false;
+    // A handler of the previous owner still running on another thread may have set it after that
+    // owner's release(): the new owner starts clean.
+    pending[signo].store(false, std::memory_order_relaxed);
+    return true;
   }
   static void release(int signo) noexcept {
     owner[signo].store(nullptr, std::memory_order_release);
@@ -1960,6 +2064,11 @@ struct signal_hub {
   }
 };
 #endif
+
+// The token under which a native_signals port reports signo: generation 0, which no source token
+// has (a live slot's generation is odd), so the loop tells the two apart by the generation alone.
+constexpr std::uint64_t signal_token(int signo) noexcept { return static_cast<std::uint32_t>(signo); }
+constexpr bool is_signal_token(std::uint64_t token) noexcept { return (token >> 32) == 0; }
 
 }  // namespace detail
 
@@ -2010,9 +2119,8 @@ class event_loop {
   }
 
   ~event_loop() {
-    if constexpr (Port::has_signals) {
-      for (std::size_t i = 0; i < signal_count_; ++i) restore_signal(signals_[i].signo);
-    }
+    // Dispositions first, while a native_signals port's knotes still record (close() drops them).
+    if (signal_machinery_ != nullptr) signal_machinery_(*this, signal_step::restore_all);
     for (async_hook* h = hooks_; h != nullptr; h = h->next_) h->loop_ = nullptr;
     if (status_ == errc::ok) port_.close();
     // Pending posts are destroyed unrun by the queue's destructor.
@@ -2149,20 +2257,37 @@ class event_loop {
       for (std::size_t i = 0; i < signal_count_; ++i)
         if (signals_[i].signo == signo) return errc::already_exists;
       if (signal_count_ == Config::max_signals) return errc::full;
+      // Before claim() publishes the target to the handler; once set, handlers of this loop's other
+      // signals may read it, so it is written only while none can.
+      if (signal_target_.notify == nullptr) signal_target_.notify = &event_loop::signal_arrived;
       if (!detail::signal_hub::claim(signo, &signal_target_)) return errc::already_exists;  // another loop
+      if constexpr (port_signals) {
+        // The port's registration before the disposition: a signal that arrives in between meets the
+        // previous disposition (and may also reach the callback); in the other order our handler
+        // could swallow it unrecorded.
+        const errc e = port_.watch_signal(signo, detail::signal_token(signo));
+        if (e != errc::ok) {
+          os_errno_ = port_.last_errno();
+          detail::signal_hub::release(signo);
+          return e;
+        }
+      }
       watched_signal& w = signals_[signal_count_];
       struct sigaction sa {};
-      sa.sa_handler = &detail::signal_hub::handler;
+      sa.sa_handler = port_signals ? &detail::signal_hub::absorb : &detail::signal_hub::handler;
       sigfillset(&sa.sa_mask);  // one handler at a time keeps the handler trivially reentrant
       sa.sa_flags = SA_RESTART;
       if (::sigaction(signo, &sa, &w.previous) != 0) {
-        os_errno_ = errno;
+        const int err = errno;
+        if constexpr (port_signals) (void)port_.unwatch_signal(signo);
+        os_errno_ = err;
         detail::signal_hub::release(signo);
-        return errno == EINVAL ? errc::invalid_argument : errc::os_error;  // SIGKILL, SIGSTOP
+        return err == EINVAL ? errc::invalid_argument : errc::os_error;  // SIGKILL, SIGSTOP
       }
       w.signo = signo;
       w.cb = static_cast<signal_callback&&>(cb);
       ++signal_count_;
+      signal_machinery_ = &event_loop::signal_machinery;
       return errc::ok;
     }
 #else
@@ -2182,7 +2307,14 @@ class event_loop {
       if (signo <= 0 || signo >= detail::signal_limit) return errc::invalid_argument;
       for (std::size_t i = 0; i < signal_count_; ++i) {
         if (signals_[i].signo != signo) continue;
+        // The disposition first: while the port's knote still records, no signal is swallowed.
         restore_signal(signo);
+        errc e = errc::ok;
+        if constexpr (port_signals) {
+          // Unwatched whatever the port says (as remove() does for a source); its error is returned.
+          e = port_.unwatch_signal(signo);
+          if (e != errc::ok) os_errno_ = port_.last_errno();
+        }
         if (running_signal_ != 0) {
           // Its callback is running: keep the slot until it returns (run_signals() compacts).
           signals_[i].signo = 0;
@@ -2190,7 +2322,7 @@ class event_loop {
           signals_[i] = static_cast<watched_signal&&>(signals_[--signal_count_]);
           signals_[signal_count_].cb = nullptr;
         }
-        return errc::ok;
+        return e;
       }
       return errc::not_found;
     }
@@ -2339,6 +2471,45 @@ class event_loop {
     loop->notify();
   }
 
+  // ---- signals the port watches itself (native_signals) ---------------------------------------
+
+  static constexpr bool port_signals = detail::native_signals<Port>::value;
+
+  // The sink's share: on the loop thread, inside the port's wait. Recorded as the handler does, so
+  // run_signals() serves both ways in; pending[] is a flag, so reports coalesce until it runs.
+  void signal_fetched(std::uint64_t token) noexcept {
+#if TINYLOOP_HOSTED
+    const auto signo = static_cast<std::uint32_t>(token);
+    if (signo == 0 || signo >= static_cast<std::uint32_t>(detail::signal_limit)) return;
+    detail::signal_hub::pending[signo].store(true, std::memory_order_relaxed);
+    signal_pending_.store(true, std::memory_order_relaxed);  // loop thread: read by this thread only
+#else
+    (void)token;
+#endif
+  }
+
+  // A non-blocking iteration must still ask such a port, even with no fds, or signals would wait
+  // for the next blocking one.
+  bool signals_in_port() const noexcept {
+    if constexpr (port_signals)
+      return signal_count_ != 0;
+    else
+      return false;
+  }
+
+  // ---- the signal machinery, reached only through signal_machinery_ ---------------------------
+  //
+  // watch_signal() sets the pointer. The signal phase and the destructor call through it, so a
+  // program that never watches a signal instantiates none of this (no run_signals(), no sigaction()
+  // restore loop, no handler): code size on small targets.
+  enum class signal_step : unsigned char { run, restore_all };
+
+  static std::size_t signal_machinery(event_loop& loop, signal_step step) noexcept {
+    if (step == signal_step::run) return loop.run_signals();
+    for (std::size_t i = 0; i < loop.signal_count_; ++i) loop.restore_signal(loop.signals_[i].signo);
+    return 0;
+  }
+
   // ---- one iteration ----------------------------------------------------------------------------
 
   errc run_one(bool may_wait) noexcept {
@@ -2363,6 +2534,7 @@ class event_loop {
       // the timers they arm, must see the time the events arrived, not the time we fell asleep.
       if (slept_) now_ = clock::now();
       ran += run_io();
+      if constexpr (port_signals) ran += run_phase(3);  // what the port fetched runs now, as I/O does
       if (ran != 0 || !block || stopping()) break;
       // Nothing ran although we waited: a timer came due, or work arrived that this iteration
       // had not seen; or a wake() asked us to return.
@@ -2408,7 +2580,8 @@ class event_loop {
       case 2: return posts_.size_approx() == 0 ? 0 : run_posts();
       case 3:
         if constexpr (Port::has_signals)
-          if (signal_pending_.load(std::memory_order_relaxed)) return run_signals();
+          if (signal_pending_.load(std::memory_order_relaxed) && signal_machinery_ != nullptr)
+            return signal_machinery_(*this, signal_step::run);
         return 0;
       default:
         if (!hooks_pending_.load(std::memory_order_relaxed)) return 0;
@@ -2433,11 +2606,13 @@ class event_loop {
     fetched_count_ = fetched_next_ = 0;
     slept_ = false;
     auto sink = [this](std::uint64_t token, events ev) noexcept {
+      if constexpr (port_signals)
+        if (detail::is_signal_token(token)) return signal_fetched(token);
       if (fetched_count_ < Config::events_per_wait) fetched_[fetched_count_++] = {token, ev};
     };
     if (deadline == time_point::min()) {
       // Nothing to wait for and no fds: skip the syscall. Wakes are drained by the next real wait.
-      if (sources_.size() == 0) return errc::ok;
+      if (sources_.size() == 0 && !signals_in_port()) return errc::ok;
     } else {
       sleeping_.exchange(1, std::memory_order_acq_rel);  // pairs with notify()'s RMW
       if (work_pending())
@@ -2652,7 +2827,8 @@ class event_loop {
   watched_signal signals_[Port::has_signals && Config::max_signals > 0 ? Config::max_signals : 1];
   std::size_t signal_count_ = 0;
   int running_signal_ = 0;
-  detail::signal_target signal_target_{&event_loop::signal_arrived, this};
+  detail::signal_target signal_target_{nullptr, this};  // notify set by watch_signal()
+  std::size_t (*signal_machinery_)(event_loop&, signal_step) noexcept = nullptr;  // set by watch_signal()
   async_hook* hooks_ = nullptr;
   async_hook* hook_cursor_ = nullptr;  // run_hooks()'s next hook, stepped by detach()
   // The optional phases are reached through pointers that add() and attach() set, so a program

@@ -1,15 +1,18 @@
 // A port written outside loop.hpp, the way a user would write one for an RTOS: only the members
 // the port concept names (README "Writing a port"). It has a virtual microsecond clock, no fds, no
-// signals, and a wait that spins on an atomic flag when there is no deadline (what a bare RTOS
-// task without a semaphore could do). The timer and post suites of tests/timers.cpp and
-// tests/post.cpp run against it unchanged.
+// signals, and a wait that, when there is no deadline, sleeps on a flag until wake() sets it (a
+// Linux futex here; an RTOS task would take a semaphore or wait for a task notification). It does
+// not spin: a spinning loop thread starves the thread that must wake it (valgrind, qemu, load).
+// The timer and post suites of tests/timers.cpp and tests/post.cpp run against it unchanged.
 #include "support/ports.hpp"
 
 #include <atomic>
 #include <csignal>
 #include <chrono>
 #include <cstdint>
-#include <thread>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace custom_port_tests {
 
@@ -46,19 +49,30 @@ struct tick_port {
     template <class Sink>
     tinyloop::errc wait(clock::time_point deadline, Sink&) noexcept {
       // acq_rel: the waker published its work before setting the flag
-      if (woken_.exchange(false, std::memory_order_acq_rel)) return tinyloop::errc::ok;
+      if (woken_.exchange(0, std::memory_order_acq_rel) != 0) return tinyloop::errc::ok;
       if (deadline == clock::time_point::min()) return tinyloop::errc::ok;
       if (deadline != clock::time_point::max()) {
         clock::advance_to(deadline);  // virtual time: the deadline has come
         return tinyloop::errc::ok;
       }
-      while (!woken_.exchange(false, std::memory_order_acq_rel)) std::this_thread::yield();
+      // Sleeps while the flag is still 0; a wake() between the exchange and the sleep makes the
+      // futex call return at once (the kernel compares the value first).
+      while (woken_.exchange(0, std::memory_order_acq_rel) == 0) futex(FUTEX_WAIT_PRIVATE, 0);
       return tinyloop::errc::ok;
     }
-    void wake() noexcept { woken_.store(true, std::memory_order_release); }  // one store: ISR-safe
+    // A store and a futex wake: both async-signal-safe, as interrupt_safe_wake promises.
+    void wake() noexcept {
+      woken_.store(1, std::memory_order_release);
+      futex(FUTEX_WAKE_PRIVATE, 1);
+    }
 
    private:
-    std::atomic<bool> woken_{false};
+    void futex(int op, int value) noexcept {
+      (void)::syscall(SYS_futex, reinterpret_cast<int*>(&woken_), op, value, nullptr, nullptr, 0);
+    }
+    static_assert(sizeof(std::atomic<int>) == sizeof(int) && std::atomic<int>::is_always_lock_free,
+                  "the futex word is the atomic's own int");
+    std::atomic<int> woken_{0};
   };
 };
 
@@ -85,7 +99,7 @@ struct custom_fixture {
   using port = tick_port;
   static constexpr const char* name = "custom";
   static constexpr bool virtual_time = true;
-  static constexpr bool blocking_wait = true;  // a wait without deadline spins until wake()
+  static constexpr bool blocking_wait = true;  // a wait without deadline sleeps until wake()
   static constexpr bool real_fds = false;
   static constexpr bool threads = true;
   static constexpr std::chrono::milliseconds tick{3};

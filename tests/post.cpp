@@ -150,32 +150,30 @@ TYPED_TEST_P(post, several_producers_none_lost_none_twice_in_order) {
     bool in_order = true;
     bool on_loop_thread = true;
     std::thread::id loop_thread = std::this_thread::get_id();
+    tltest::traffic traffic;
   } c;
-  std::atomic<bool> go{false};
-  std::atomic<int> full_retries{0};
+  tltest::gate go;
   std::vector<std::thread> threads;
   for (int p = 0; p < producers; ++p) {
-    threads.emplace_back([&loop, &c, &go, &full_retries, p] {
-      tltest::spin_until([&] { return go.load(); });
+    threads.emplace_back([&loop, &c, &go, p] {
+      go.wait();
       ctx* cp = &c;
       for (int i = 0; i < per_producer; ++i) {
-        for (;;) {
-          const errc e = loop.post([cp, p, i] {
-            if (cp->next[p] != i) cp->in_order = false;
-            cp->next[p] = i + 1;
-            ++cp->received;
-            if (std::this_thread::get_id() != cp->loop_thread) cp->on_loop_thread = false;
-          });
-          if (e == errc::ok) break;
-          EXPECT_EQ(e, errc::full);
-          full_retries.fetch_add(1, std::memory_order_relaxed);
-          std::this_thread::yield();
-        }
+        EXPECT_EQ(cp->traffic.post(loop,
+                                   [cp, p, i] {
+                                     if (cp->next[p] != i) cp->in_order = false;
+                                     cp->next[p] = i + 1;
+                                     ++cp->received;
+                                     if (std::this_thread::get_id() != cp->loop_thread) cp->on_loop_thread = false;
+                                     cp->traffic.done();
+                                   }),
+                  errc::ok);
       }
     });
   }
-  go = true;
-  tltest::run_once_until(loop, [&] { return c.received == producers * per_producer; });
+  go.open();
+  tltest::run_once_until(
+      loop, [&] { return c.received == producers * per_producer; }, [&] { c.traffic.template idle<TypeParam>(); });
   for (auto& t : threads) t.join();
   EXPECT_EQ(loop.poll(), errc::ok);
   EXPECT_EQ(c.received, producers * per_producer) << "a callback ran twice";
@@ -186,22 +184,24 @@ TYPED_TEST_P(post, several_producers_none_lost_none_twice_in_order) {
 
 // Ping-pong: the producer posts one callback, waits for it to run, posts the next. The loop goes
 // to sleep between most of them, so every post must end a sleep: a lost wake hangs the test.
+// (On sim, which cannot sleep, the loop thread waits for the producer's post between iterations.)
 TYPED_TEST_P(post, post_to_sleeping_loop_is_never_lost) {
   TLTEST_REQUIRE_THREADS();
   using loop_t = tltest::loop_for<TypeParam>;
   loop_t loop;
   constexpr int rounds = 2000;
-  std::atomic<int> ran{0};
-  std::thread producer([&loop, &ran] {
+  tltest::traffic t;
+  std::thread producer([&loop, &t] {
     for (int i = 0; i < rounds; ++i) {
-      std::atomic<int>* r = &ran;
-      while (loop.post([r] { r->fetch_add(1, std::memory_order_release); }) != errc::ok) std::this_thread::yield();
-      tltest::spin_until([&] { return ran.load(std::memory_order_acquire) == i + 1; });
+      tltest::traffic* tp = &t;
+      EXPECT_EQ(t.post(loop, [tp] { tp->done(); }), errc::ok);
+      t.ran.wait_for(i + 1);
     }
   });
-  tltest::run_once_until(loop, [&] { return ran.load(std::memory_order_acquire) == rounds; });
+  tltest::run_once_until(
+      loop, [&] { return t.ran.value() == rounds; }, [&] { t.template idle<TypeParam>(); });
   producer.join();
-  EXPECT_EQ(ran.load(), rounds);
+  EXPECT_EQ(t.ran.value(), rounds);
 }
 
 // The same with an idle fd registered: then even the loop's non-blocking waits go to the port,
@@ -216,19 +216,30 @@ TYPED_TEST_P(post, post_to_sleeping_loop_with_a_source_is_never_lost) {
   auto src = loop.add(idle.fd(), tinyloop::events::read, [](tinyloop::events) {});
   ASSERT_TRUE(src);
   constexpr int rounds = 2000;
+  tltest::traffic t;
   std::atomic<int> ran{0};
-  std::thread producer([&loop, &ran] {
+  std::thread producer([&loop, &t, &ran] {
+    tltest::traffic* tp = &t;
+    std::atomic<int>* r = &ran;
+    long posts = 0;
     for (int i = 0; i < rounds; ++i) {
-      std::atomic<int>* r = &ran;
-      while (loop.post([r] { r->fetch_add(1, std::memory_order_release); }) != errc::ok) std::this_thread::yield();
+      EXPECT_EQ(t.post(loop,
+                       [tp, r] {
+                         r->fetch_add(1, std::memory_order_relaxed);
+                         tp->done();
+                       }),
+                errc::ok);
+      ++posts;
       if (i % 2 == 0) {
         // every other round, a second post right behind: the loop may be between waits
-        while (loop.post([] {}) != errc::ok) std::this_thread::yield();
+        EXPECT_EQ(t.post(loop, [tp] { tp->done(); }), errc::ok);
+        ++posts;
       }
-      tltest::spin_until([&] { return ran.load(std::memory_order_acquire) == i + 1; });
+      t.ran.wait_for(posts);
     }
   });
-  tltest::run_once_until(loop, [&] { return ran.load(std::memory_order_acquire) == rounds; });
+  tltest::run_once_until(
+      loop, [&] { return ran.load(std::memory_order_relaxed) == rounds; }, [&] { t.template idle<TypeParam>(); });
   producer.join();
   EXPECT_EQ(ran.load(), rounds);
   EXPECT_EQ(loop.remove(src.value()), errc::ok);
@@ -276,7 +287,7 @@ TYPED_TEST_P(post, many_posts_to_a_sleeping_loop_cost_one_wake) {
   int runs = 0;
   std::thread producer([&loop, &runs] {
     // The loop is in a wait without deadline (no timers, nothing registered).
-    tltest::spin_until([&] { return loop.port().in_blocking_wait.load(); });
+    loop.port().await_blocking_wait();
     int* r = &runs;
     for (int i = 0; i < 100; ++i) {
       EXPECT_EQ(loop.post([r] { ++*r; }), errc::ok);
@@ -301,15 +312,16 @@ TYPED_TEST_P(post, wakes_never_exceed_sleeps) {
   using loop_t = counted_loop<TypeParam>;
   loop_t loop;
   constexpr int total = 5000;
-  std::atomic<int> ran{0};
-  std::thread producer([&loop, &ran] {
-    std::atomic<int>* r = &ran;
+  tltest::traffic t;
+  std::thread producer([&loop, &t] {
+    tltest::traffic* tp = &t;
     for (int i = 0; i < total; ++i) {
-      while (loop.post([r] { r->fetch_add(1, std::memory_order_relaxed); }) != errc::ok) std::this_thread::yield();
+      EXPECT_EQ(t.post(loop, [tp] { tp->done(); }), errc::ok);
       if (i % 7 == 0) loop.wake();
     }
   });
-  tltest::run_once_until(loop, [&] { return ran.load(std::memory_order_relaxed) == total; });
+  tltest::run_once_until(
+      loop, [&] { return t.ran.value() == total; }, [&] { t.template idle<TypeParam>(); });
   producer.join();
   EXPECT_LE(loop.port().wakes.load(), loop.port().waits.load() + 1);
 }
@@ -321,10 +333,10 @@ TYPED_TEST_P(post, stop_from_another_thread_ends_run) {
   int fired = 0;
   auto keepalive = loop.after(std::chrono::hours(1), [&fired] { ++fired; });
   ASSERT_TRUE(keepalive);
-  std::atomic<bool> running{false};
-  ASSERT_EQ(loop.post([&running] { running = true; }), errc::ok);
+  tltest::gate running;
+  ASSERT_EQ(loop.post([&running] { running.open(); }), errc::ok);
   std::thread stopper([&loop, &running] {
-    tltest::spin_until([&] { return running.load(); });
+    running.wait();
     loop.stop();
   });
   EXPECT_EQ(loop.run(), errc::ok);
@@ -337,20 +349,20 @@ TYPED_TEST_P(post, stop_from_another_thread_returns_after_the_running_callback) 
   TLTEST_REQUIRE_THREADS();
   using loop_t = tltest::loop_for<TypeParam>;
   loop_t loop;
-  std::atomic<bool> in_callback{false}, stopped{false};
+  tltest::gate in_callback, stopped;
   bool first_finished = false;
   int later = 0;
   ASSERT_EQ(loop.post([&] {
-    in_callback = true;
-    tltest::spin_until([&] { return stopped.load(); });  // stop() arrives while this callback runs
+    in_callback.open();
+    stopped.wait();  // stop() arrives while this callback runs
     first_finished = true;
   }),
             errc::ok);
   ASSERT_EQ(loop.post([&later] { ++later; }), errc::ok);
   std::thread stopper([&] {
-    tltest::spin_until([&] { return in_callback.load(); });
+    in_callback.wait();
     loop.stop();
-    stopped = true;
+    stopped.open();
   });
   EXPECT_EQ(loop.run(), errc::ok);
   stopper.join();
@@ -364,7 +376,7 @@ TYPED_TEST_P(post, run_once_woken_by_wake_from_another_thread) {
   TLTEST_REQUIRE_BLOCKING();
   counted_loop<TypeParam> loop;
   std::thread waker([&loop] {
-    tltest::spin_until([&] { return loop.port().in_blocking_wait.load(); });
+    loop.port().await_blocking_wait();
     loop.wake();
   });
   EXPECT_EQ(loop.run_once(), errc::ok);  // nothing to run: only the wake can end it
@@ -376,7 +388,7 @@ TYPED_TEST_P(post, run_once_woken_by_stop_from_another_thread) {
   TLTEST_REQUIRE_BLOCKING();
   counted_loop<TypeParam> loop;
   std::thread stopper([&loop] {
-    tltest::spin_until([&] { return loop.port().in_blocking_wait.load(); });
+    loop.port().await_blocking_wait();
     loop.stop();
   });
   EXPECT_EQ(loop.run_once(), errc::ok);
@@ -392,7 +404,7 @@ TYPED_TEST_P(post, post_from_another_thread_ends_run_once_wait) {
   ASSERT_TRUE(far);
   std::thread producer([&loop, &runs] {
     // the loop waits for a timer an hour away
-    tltest::spin_until([&] { return loop.port().in_blocking_wait.load(); });
+    loop.port().await_blocking_wait();
     EXPECT_EQ(loop.post([&runs] { ++runs; }), errc::ok);
   });
   tltest::run_once_until(loop, [&] { return runs == 1; });

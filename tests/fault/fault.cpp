@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <fcntl.h>
@@ -225,6 +226,27 @@ TYPED_TEST(fault, open_failure_gives_status_and_errno_and_refuses_work) {
   EXPECT_EQ(runs, 0);
 }
 
+// Ping-pong from another thread with a loop that is waiting for each post: post_to_waiting(loop, i)
+// blocks until post i-1 ran and the loop thread then entered a new wait of the wrapped port, then
+// posts. Waits on events, never on time.
+struct sleeper_posts {
+  explicit sleeper_posts(tlfault::plan& p) : plan(&p), waits_at_last_run(p.waits_entered.value()) {}
+
+  template <class Loop>
+  bool post_to_waiting(Loop& loop, int i) {
+    done.wait_for(i);
+    plan->waits_entered.wait_for(waits_at_last_run.load() + 1);
+    return loop.post([this] {
+      waits_at_last_run.store(plan->waits_entered.value());
+      done.add();
+    }) == errc::ok;
+  }
+
+  tlfault::plan* plan;
+  std::atomic<long> waits_at_last_run;  // waits entered when the latest post ran
+  tltest::counter done;                 // posts that ran
+};
+
 // A signal lands in (nearly) every blocking wait, many times per wait: the port retries EINTR with
 // the time that is left, timers still fire on time and never early, and posts from another thread
 // and I/O still arrive.
@@ -252,15 +274,13 @@ TYPED_TEST(fault, signal_storm_during_every_wait) {
   EXPECT_EQ(fired, rounds);
   EXPECT_EQ(early, 0);
 
-  // Posts from another thread wake the loop out of an interrupted wait.
-  std::atomic<int> done{0};
+  // Posts from another thread wake the loop out of an interrupted wait: each one is made once the
+  // loop thread has gone back into a wait (where the storm hits it) after running the previous one.
+  sleeper_posts posts(loop.port().plan());
   std::thread producer([&] {
-    for (int i = 0; i < 200; ++i) {
-      while (loop.post([&done] { done.fetch_add(1); }) == errc::full) std::this_thread::yield();
-      std::this_thread::sleep_for(100us);
-    }
+    for (int i = 0; i < 200; ++i) EXPECT_TRUE(posts.post_to_waiting(loop, i));
   });
-  while (done.load() < 200) ASSERT_EQ(loop.run_once(), errc::ok);
+  while (posts.done.value() < 200) ASSERT_EQ(loop.run_once(), errc::ok);
   producer.join();
 
   // I/O too.
@@ -278,17 +298,13 @@ TYPED_TEST(fault, wake_into_a_full_channel_still_wakes_the_loop) {
   socket_channel c;
   ASSERT_TRUE(loop.add(c.end(), events::read, [](events) {}).ok());
   loop.port().plan().saturate_wake = true;
-  std::atomic<int> done{0};
-  constexpr int posts = 5;
+  constexpr int rounds = 5;
+  // Each post is made once the loop sleeps, so each one has to wake it.
+  sleeper_posts posts(loop.port().plan());
   std::thread producer([&] {
-    for (int i = 0; i < posts; ++i) {
-      // Wait until the loop sleeps, so each post has to wake it.
-      while (!loop.port().plan().in_wait.load()) std::this_thread::yield();
-      ASSERT_EQ(loop.post([&done] { done.fetch_add(1); }), errc::ok);
-      while (done.load() != i + 1) std::this_thread::yield();
-    }
+    for (int i = 0; i < rounds; ++i) ASSERT_TRUE(posts.post_to_waiting(loop, i));
   });
-  while (done.load() < posts) ASSERT_EQ(loop.run_once(), errc::ok);
+  while (posts.done.value() < rounds) ASSERT_EQ(loop.run_once(), errc::ok);
   producer.join();
   EXPECT_GE(loop.port().plan().wakes.load(), 1);
   // The channel was drained: a wait with a deadline now sleeps until the deadline instead of

@@ -18,6 +18,7 @@
 #pragma once
 
 #include "loop.hpp"
+#include "support/sync.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -51,6 +52,7 @@ struct plan {
   int waits = 0;
   std::atomic<int> wakes{0};
   std::atomic<bool> in_wait{false};  // the loop thread is inside the wrapped port's wait
+  tltest::counter waits_entered;      // waits that reached the wrapped port (another thread may wait on it)
 
   void fail_add(int err, int times = 1) noexcept { add = {err, times}; }
   void fail_modify(int err, int times = 1) noexcept { modify = {err, times}; }
@@ -106,6 +108,7 @@ struct fault_port {
       }
       injected_errno_ = 0;
       plan_.in_wait.store(true);
+      plan_.waits_entered.add();
       const tinyloop::errc e = inner_.wait(deadline, sink);
       plan_.in_wait.store(false);
       return e;

@@ -2,6 +2,7 @@
 // queue, signal floods while posts and timers run, and running out of file descriptors.
 // Also built and run under TSan (the tsan preset builds tests/ with -fsanitize=thread).
 #include "loop.hpp"
+#include "support/sync.hpp"
 
 #include <gtest/gtest.h>
 
@@ -116,6 +117,10 @@ void run_post_stress(bool with_idle_source) {
             std::abort();
           }
           l->full_retries.fetch_add(1, std::memory_order_relaxed);
+          // Retrying at once is the point here (the queue's full path under contention). Waiting
+          // for room instead (a condition variable the loop signals per callback) made this test
+          // 40 times slower natively; CTest runs it alone instead (RUN_SERIAL), so its spinning
+          // producers cannot starve a timing-sensitive test running next to it.
           std::this_thread::yield();
         }
       }
@@ -157,9 +162,9 @@ void run_signal_stress() {
   using clock = typename loop_t::clock;
   loop_t loop;
   ASSERT_EQ(loop.status(), errc::ok);
-  std::atomic<long> signals{0};
+  tltest::counter signals;
   ASSERT_EQ(loop.watch_signal(SIGUSR1, [&signals](int signo) {
-    if (signo == SIGUSR1) signals.fetch_add(1, std::memory_order_relaxed);
+    if (signo == SIGUSR1) signals.add();
   }),
             errc::ok);
 
@@ -173,23 +178,25 @@ void run_signal_stress() {
   });
   ASSERT_TRUE(tick.ok());
 
-  std::atomic<long> posted{0}, ran_posts{0};
+  std::atomic<long> posted{0};
+  tltest::counter ran_posts;
   std::atomic<bool> stop_posting{false};
   std::atomic<long> progress{0};
   watchdog dog(progress, "signal stress");
 
+  // Posts one callback at a time, the next once the previous one ran (waiting, not spinning), so
+  // posts keep arriving while signals do.
   std::thread poster([&] {
     while (!stop_posting.load()) {
-      if (loop.post([&ran_posts] { ran_posts.fetch_add(1, std::memory_order_relaxed); }) == errc::ok)
-        posted.fetch_add(1);
-      std::this_thread::yield();
+      if (loop.post([&ran_posts] { ran_posts.add(); }) == errc::ok) posted.fetch_add(1);
+      ran_posts.wait_for(posted.load());
     }
   });
   std::atomic<bool> sender_done{false};
   std::thread sender([&] {
     for (long i = 1; i <= TINYLOOP_STRESS_SIGNALS; ++i) {
       ::kill(::getpid(), SIGUSR1);  // process-directed: any thread's handler may take it
-      while (signals.load() < i) std::this_thread::yield();
+      signals.wait_for(i);
     }
     sender_done.store(true);
     loop.wake();
@@ -200,13 +207,22 @@ void run_signal_stress() {
   }
   sender.join();
   stop_posting.store(true);
-  poster.join();
-  while (ran_posts.load() < posted.load()) ASSERT_EQ(loop.run_once(), errc::ok);
+  // The poster may be waiting for its last post: the loop (woken by the periodic timer at the
+  // latest) keeps running until it has left.
+  std::atomic<bool> poster_left{false};
+  std::thread joiner([&] {
+    poster.join();
+    poster_left.store(true);
+    loop.wake();
+  });
+  while (!poster_left.load()) ASSERT_EQ(loop.run_once(), errc::ok);
+  joiner.join();
+  while (ran_posts.value() < posted.load()) ASSERT_EQ(loop.run_once(), errc::ok);
   EXPECT_EQ(loop.cancel(tick.value()), errc::ok);
   EXPECT_EQ(loop.unwatch_signal(SIGUSR1), errc::ok);
 
-  EXPECT_EQ(signals.load(), TINYLOOP_STRESS_SIGNALS);
-  EXPECT_EQ(ran_posts.load(), posted.load());
+  EXPECT_EQ(signals.value(), TINYLOOP_STRESS_SIGNALS);
+  EXPECT_EQ(ran_posts.value(), posted.load());
   EXPECT_EQ(early, 0);
   EXPECT_GT(ticks, 0);
   std::printf("[ figures  ] %d signals one by one, %ld posts, %ld timer ticks meanwhile\n", TINYLOOP_STRESS_SIGNALS,
@@ -278,17 +294,18 @@ void run_out_of_fds() {
   std::vector<int> fds;
   // The helper thread is running before the limit drops: UBSan's vptr check opens a pipe to probe
   // memory, and reports a false error when it cannot (as at a thread's start with no fd left).
+  // (Its gates are a mutex and a condition variable: no descriptor involved.)
   std::atomic<loop_t*> post_to{nullptr};
   std::atomic<int> posted{0};
-  std::atomic<bool> started{false}, may_exit{false};
-  std::thread helper([&post_to, &posted, &started, &may_exit] {
-    started.store(true);
-    loop_t* l;
-    while ((l = post_to.load()) == nullptr) std::this_thread::yield();
+  tltest::gate started, go, may_exit;
+  std::thread helper([&post_to, &posted, &started, &go, &may_exit] {
+    started.open();
+    go.wait();
+    loop_t* l = post_to.load();
     if (l->post([&posted] { posted.fetch_add(1); }) != errc::ok) posted.store(-1000);
-    while (!may_exit.load()) std::this_thread::yield();  // and ends after it is restored
+    may_exit.wait();  // and ends after it is restored
   });
-  while (!started.load()) std::this_thread::yield();
+  started.wait();
   {
     fd_limit limit(static_cast<rlim_t>(base + 24));
     ASSERT_TRUE(limit.ok());
@@ -334,10 +351,11 @@ void run_out_of_fds() {
       ASSERT_EQ(::write(fds[1], &c, 1), 1);
     }
     post_to.store(&l);
+    go.open();
     while (posted.load() == 0 || (!fds.empty() && reads == 0)) ASSERT_EQ(l.run_once(), errc::ok);
     EXPECT_EQ(posted.load(), 1);
   }
-  may_exit.store(true);
+  may_exit.open();
   helper.join();
   for (int fd : fds) ::close(fd);
   const std::size_t opened = loops.size();

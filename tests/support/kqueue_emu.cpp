@@ -1,17 +1,21 @@
 // Test-only kqueue emulation over epoll. What it models and what it does not: kqueue_emu.hpp.
 //
 // Layout: a fixed array of queues (static storage, so nothing is allocated and tests that count
-// allocations see none). A queue is an epoll fd, an eventfd for EVFILT_USER, a small array of user
-// knotes, and an open-addressing table fd -> {read filter, write filter} whose entry is registered
-// in epoll with data.u64 = fd and the union of the enabled filters' events.
+// allocations see none). A queue is an epoll fd, an eventfd for EVFILT_USER and EVFILT_SIGNAL, a
+// small array of user knotes, one signal knote per signal number, and an open-addressing table
+// fd -> {read filter, write filter} whose entry is registered in epoll with data.u64 = fd and the
+// union of the enabled filters' events. Signals: see "signals" below.
 #include "kqueue_emu.hpp"
 
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <csignal>
 #include <cstddef>
 #include <type_traits>
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -58,6 +62,18 @@ struct user_knote {
   void* udata;
 };
 
+// Written by the queue's own thread; `count` and `present` are also read and bumped by the signal
+// handler, on any thread.
+struct signal_knote {
+  std::atomic<bool> present;
+  std::atomic<bool> enabled;
+  std::atomic<std::int64_t> count;  // deliveries since the last report
+  unsigned short flags;             // EV_ONESHOT, as registered (EV_CLEAR is implied)
+  void* udata;
+};
+
+constexpr int signal_limit = NSIG;
+
 enum : int { slot_free = 0, slot_busy = 1, slot_live = 2 };
 
 struct queue {
@@ -68,6 +84,8 @@ struct queue {
   int ncarry;
   struct kevent carry[max_carry];  // reports that did not fit the caller's list, oldest first
   user_knote users[max_user];
+  std::atomic<bool> signalled;  // a signal knote may have a count: scan them
+  signal_knote signals[signal_limit];
   fd_entry fds[fd_slots];
 };
 
@@ -112,7 +130,145 @@ void reset(queue& q) noexcept {
     u.enabled.store(false, std::memory_order_relaxed);
     u.triggered.store(false, std::memory_order_relaxed);
   }
+  q.signalled.store(false, std::memory_order_relaxed);
+  for (signal_knote& k : q.signals) {
+    k.present.store(false, std::memory_order_relaxed);
+    k.enabled.store(false, std::memory_order_relaxed);
+    k.count.store(0, std::memory_order_relaxed);
+  }
   for (fd_entry& e : q.fds) e = fd_entry{};
+}
+
+// ---- signals ----------------------------------------------------------------------------------
+//
+// The kernel counts a signal in every EVFILT_SIGNAL knote whatever the process's disposition is.
+// User space sees a signal only through a handler, so while any knote watches a signal, the real
+// disposition is trampoline() and the one the program set lives in a shadow: trampoline() counts
+// the delivery in every knote and then does what the shadow says. sigaction() (interposed at the
+// end of this file) reads and writes the shadow while knotes exist, and the real disposition
+// otherwise. The shadow is double-buffered so that a handler on another thread reads a whole one.
+
+using sigaction_fn = int (*)(int, const struct sigaction*, struct sigaction*);
+
+struct disposition {
+  std::atomic<int> knotes;  // EVFILT_SIGNAL knotes on this signal, over every queue
+  std::atomic<int> current;
+  struct sigaction shadow[2];
+};
+
+disposition dispositions[signal_limit];
+std::atomic<sigaction_fn> real_sigaction_fn;
+
+// libc's sigaction (or a sanitizer's interceptor in front of it). Resolved at start-up: dlsym is
+// not async-signal-safe and may allocate, which the allocation-counting tests would see.
+sigaction_fn real_sigaction() noexcept {
+  sigaction_fn f = real_sigaction_fn.load(std::memory_order_acquire);
+  if (f == nullptr) {
+    f = reinterpret_cast<sigaction_fn>(::dlsym(RTLD_NEXT, "sigaction"));
+    real_sigaction_fn.store(f, std::memory_order_release);
+  }
+  return f;
+}
+[[gnu::constructor]] void resolve_real_sigaction() { real_sigaction(); }
+
+// Signals a handler can be installed for (the kernel never lets SIGKILL or SIGSTOP be caught).
+bool catchable(int signo) noexcept { return signo > 0 && signo < signal_limit && signo != SIGKILL && signo != SIGSTOP; }
+
+const struct sigaction& shadow_of(int signo) noexcept {
+  const disposition& d = dispositions[signo];
+  return d.shadow[d.current.load(std::memory_order_acquire)];
+}
+
+bool is(const struct sigaction& sa, void (*h)(int)) noexcept { return (sa.sa_flags & SA_SIGINFO) == 0 && sa.sa_handler == h; }
+
+void trampoline(int signo, siginfo_t* info, void* context) noexcept;
+
+// Makes the real disposition match the shadow: the trampoline with the shadow's mask and flags, or
+// SIGCHLD's SIG_IGN itself, which the kernel must see (it then reaps children; FreeBSD's
+// EVFILT_SIGNAL does not record an ignored SIGCHLD either).
+void install(int signo) noexcept {
+  const struct sigaction& sh = shadow_of(signo);
+  if (signo == SIGCHLD && is(sh, SIG_IGN)) {
+    real_sigaction()(signo, &sh, nullptr);
+    return;
+  }
+  struct sigaction t {};
+  t.sa_sigaction = &trampoline;
+  t.sa_mask = sh.sa_mask;
+  t.sa_flags = SA_SIGINFO | (sh.sa_flags & ~(SA_SIGINFO | SA_RESETHAND));
+  real_sigaction()(signo, &t, nullptr);
+}
+
+// A new knote on signo: the first one takes the disposition over.
+void hold_disposition(int signo) noexcept {
+  if (!catchable(signo)) return;  // SIGKILL, SIGSTOP: the knote is accepted and never fires
+  disposition& d = dispositions[signo];
+  if (d.knotes.load(std::memory_order_relaxed) == 0) {
+    real_sigaction()(signo, nullptr, &d.shadow[0]);
+    d.current.store(0, std::memory_order_release);
+    d.knotes.store(1, std::memory_order_release);
+    install(signo);
+    return;
+  }
+  d.knotes.fetch_add(1, std::memory_order_relaxed);
+}
+
+// A knote on signo is gone: the last one hands the program's disposition back to the kernel.
+void drop_disposition(int signo) noexcept {
+  if (!catchable(signo)) return;
+  disposition& d = dispositions[signo];
+  if (d.knotes.fetch_sub(1, std::memory_order_acq_rel) == 1) real_sigaction()(signo, &shadow_of(signo), nullptr);
+}
+
+void drop_signal_knotes(queue& q) noexcept {
+  for (int signo = 1; signo < signal_limit; ++signo) {
+    signal_knote& k = q.signals[signo];
+    if (!k.present.load(std::memory_order_relaxed)) continue;
+    k.present.store(false, std::memory_order_release);
+    drop_disposition(signo);
+  }
+}
+
+// What the kernel does for SIG_DFL: nothing for the signals whose default is to ignore, else
+// terminate or stop, carried out by the real default with the signal unblocked.
+void default_action(int signo) noexcept {
+  if (signo == SIGCHLD || signo == SIGURG || signo == SIGWINCH || signo == SIGCONT) return;
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  real_sigaction()(signo, &dfl, nullptr);
+  sigset_t one, old;
+  sigemptyset(&one);
+  sigaddset(&one, signo);
+  ::pthread_sigmask(SIG_UNBLOCK, &one, &old);
+  ::raise(signo);  // terminates here; a stop returns once continued
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  install(signo);
+}
+
+// The kernel counts the signal in the knotes when it is sent, then delivers it to the disposition.
+// Async-signal-safe: atomics and write(2).
+void trampoline(int signo, siginfo_t* info, void* context) noexcept {
+  const int saved = errno;
+  // The disposition in effect at delivery, read before the knotes are told: once told, the loop
+  // may already be restoring another one (SIG_DFL, say) on its own thread.
+  const struct sigaction sh = shadow_of(signo);
+  for (queue& q : queues) {
+    if (q.state.load(std::memory_order_acquire) != slot_live) continue;
+    signal_knote& k = q.signals[signo];
+    if (!k.present.load(std::memory_order_acquire)) continue;
+    // release: scan() acquires the count after it saw `signalled` or drained the eventfd.
+    k.count.fetch_add(1, std::memory_order_release);
+    q.signalled.store(true, std::memory_order_release);
+    if (k.enabled.load(std::memory_order_relaxed)) poke(q);
+  }
+  if ((sh.sa_flags & SA_SIGINFO) != 0) {
+    if (sh.sa_sigaction != nullptr) sh.sa_sigaction(signo, info, context);
+  } else if (sh.sa_handler == SIG_DFL) {
+    default_action(signo);
+  } else if (sh.sa_handler != SIG_IGN) {
+    sh.sa_handler(signo);
+  }
+  errno = saved;
 }
 
 // Frees live queues whose epoll fd was closed by their user (the number is `fresh`, which we just
@@ -131,6 +287,7 @@ void reclaim(int fresh) noexcept {
     if (!stale) continue;
     int expected = slot_live;
     if (!q.state.compare_exchange_strong(expected, slot_busy, std::memory_order_acq_rel)) continue;
+    drop_signal_knotes(q);  // before the eventfd goes: the trampoline no longer pokes it
     ::close(q.evfd);
     q.epfd.store(-1, std::memory_order_relaxed);
     q.state.store(slot_free, std::memory_order_release);
@@ -375,10 +532,43 @@ int apply_fd(queue& q, const struct kevent& c) noexcept {
   return 0;
 }
 
+int apply_signal(queue& q, const struct kevent& c) noexcept {
+  if (c.ident == 0 || c.ident >= static_cast<std::uintptr_t>(signal_limit)) return EINVAL;  // as _SIG_VALID
+  const int signo = static_cast<int>(c.ident);
+  signal_knote& k = q.signals[signo];
+  const bool present = k.present.load(std::memory_order_relaxed);
+  if ((c.flags & EV_DELETE) != 0) {
+    if (!present) return ENOENT;
+    k.present.store(false, std::memory_order_release);
+    k.count.store(0, std::memory_order_relaxed);
+    drop_disposition(signo);
+    return 0;
+  }
+  if ((c.flags & EV_ADD) != 0) {
+    k.flags = static_cast<unsigned short>(c.flags & EV_ONESHOT);
+    k.udata = c.udata;
+    k.enabled.store((c.flags & EV_DISABLE) == 0, std::memory_order_relaxed);
+    if (!present) {
+      k.count.store(0, std::memory_order_relaxed);  // signals sent before the knote existed do not count
+      k.present.store(true, std::memory_order_release);
+      hold_disposition(signo);
+    }
+  } else if (!present) {
+    return ENOENT;
+  }
+  if ((c.flags & EV_DISABLE) != 0) k.enabled.store(false, std::memory_order_relaxed);
+  if ((c.flags & EV_ENABLE) != 0) {
+    k.enabled.store(true, std::memory_order_relaxed);
+    if (k.count.load(std::memory_order_relaxed) != 0) poke(q);
+  }
+  return 0;
+}
+
 int apply(queue& q, const struct kevent& c) noexcept {
   if ((c.flags & EV_DISPATCH) != 0) return EINVAL;
   switch (c.filter) {
     case EVFILT_USER: return apply_user(q, c);
+    case EVFILT_SIGNAL: return apply_signal(q, c);
     case EVFILT_READ:
     case EVFILT_WRITE: return apply_fd(q, c);
     default: return EINVAL;
@@ -403,6 +593,33 @@ int take_users(queue& q, struct kevent* out, int room) noexcept {
     r.udata = u.udata;
     out[k++] = r;
     if ((u.flags & EV_ONESHOT) != 0) u.present.store(false, std::memory_order_release);
+  }
+  return k;
+}
+
+// EV_CLEAR is implied: a report takes the count.
+int take_signals(queue& q, struct kevent* out, int room) noexcept {
+  if (room == 0 || !q.signalled.exchange(false, std::memory_order_acquire)) return 0;
+  int k = 0;
+  for (int signo = 1; signo < signal_limit; ++signo) {
+    signal_knote& s = q.signals[signo];
+    if (!s.present.load(std::memory_order_acquire) || !s.enabled.load(std::memory_order_relaxed)) continue;
+    if (s.count.load(std::memory_order_relaxed) == 0) continue;
+    if (k == room) {
+      q.signalled.store(true, std::memory_order_relaxed);  // the rest at the next call
+      break;
+    }
+    struct kevent r {};
+    r.ident = static_cast<std::uintptr_t>(signo);
+    r.filter = static_cast<short>(EVFILT_SIGNAL);
+    r.flags = static_cast<unsigned short>(EV_ADD | EV_CLEAR | s.flags);
+    r.data = s.count.exchange(0, std::memory_order_acq_rel);
+    r.udata = s.udata;
+    out[k++] = r;
+    if ((s.flags & EV_ONESHOT) != 0) {
+      s.present.store(false, std::memory_order_release);
+      drop_disposition(signo);
+    }
   }
   return k;
 }
@@ -463,6 +680,7 @@ int scan(queue& q, struct kevent* out, int nevents, const struct timespec* timeo
       --q.ncarry;
     }
     k += take_users(q, out + k, nevents - k);
+    k += take_signals(q, out + k, nevents - k);
     if (k == nevents) return k;
     const int ms = k > 0 ? 0 : timeout == nullptr ? -1 : remaining_ms(deadline);
     // As many fds as there is room for, as kqueue fills the list; an fd with both filters ready
@@ -491,11 +709,31 @@ int scan(queue& q, struct kevent* out, int nevents, const struct timespec* timeo
         report(q, *e, false, m, out, k, nevents);
       if (!e->read.present && !e->write.present) erase(q, *e);  // both were EV_ONESHOT
     }
-    if (poked) k += take_users(q, out + k, nevents - k);
+    if (poked) {
+      k += take_users(q, out + k, nevents - k);
+      k += take_signals(q, out + k, nevents - k);
+    }
     if (k > 0) return k;
     if (n == 0) return 0;  // the timeout expired (ms covered all of it, rounded up)
     // Only internal wakes (the eventfd without a trigger, a filter disabled since): wait on.
   }
+}
+
+// inject_change_error(): armed by a test, consumed by the first matching change.
+struct injection {
+  std::atomic<bool> armed;
+  short filter;
+  unsigned short flags;
+  int error;
+};
+injection injected;
+
+bool take_injected(const struct kevent& c, int& err) noexcept {
+  if (!injected.armed.load(std::memory_order_acquire)) return false;
+  if (c.filter != injected.filter || (c.flags & injected.flags) == 0) return false;
+  if (!injected.armed.exchange(false, std::memory_order_acq_rel)) return false;
+  err = injected.error;
+  return true;
 }
 
 }  // namespace
@@ -563,7 +801,8 @@ int kevent(int kq, const struct kevent* changelist, int nchanges, struct kevent*
     struct kevent c = changelist[i];  // a copy: the event list may be the change list
     if (c.filter == 0) continue;
     c.flags = static_cast<unsigned short>(c.flags & ~EV_SYSFLAGS);
-    const int err = apply(*q, c);
+    int err;
+    if (!take_injected(c, err)) err = apply(*q, c);
     if (err == 0 && (c.flags & EV_RECEIPT) == 0) continue;
     if (room == 0) {
       if (err == 0) return 0;  // FreeBSD stops here too, reporting nothing
@@ -580,6 +819,13 @@ int kevent(int kq, const struct kevent* changelist, int nchanges, struct kevent*
   return scan(*q, eventlist, nevents, timeout);
 }
 
+void inject_change_error(short filter, unsigned short flags, int error) noexcept {
+  injected.filter = filter;
+  injected.flags = flags;
+  injected.error = error;
+  injected.armed.store(true, std::memory_order_release);
+}
+
 int live_kqueues() noexcept {
   reclaim(-1);
   int n = 0;
@@ -589,3 +835,21 @@ int live_kqueues() noexcept {
 }
 
 }  // namespace tinyloop_kqemu
+
+// The process's sigaction(), interposed (see "signals" above): a program that links the emulation
+// calls this one, and this one calls libc's (or a sanitizer's interceptor, which then wraps the
+// trampoline as it would any handler).
+extern "C" int sigaction(int signo, const struct sigaction* __restrict act, struct sigaction* __restrict old) noexcept {
+  using namespace tinyloop_kqemu;
+  if (!catchable(signo) || dispositions[signo].knotes.load(std::memory_order_acquire) == 0)
+    return real_sigaction()(signo, act, old);
+  disposition& d = dispositions[signo];
+  const int cur = d.current.load(std::memory_order_relaxed);
+  if (old != nullptr) *old = d.shadow[cur];
+  if (act != nullptr) {
+    d.shadow[1 - cur] = *act;
+    d.current.store(1 - cur, std::memory_order_release);
+    install(signo);
+  }
+  return 0;
+}

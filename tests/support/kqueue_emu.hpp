@@ -16,6 +16,12 @@
 //   - EV_CLEAR is edge-triggered (EPOLLET); without it a filter is level-triggered.
 //   - EVFILT_USER: EV_ADD, NOTE_TRIGGER (from any thread, or a signal handler: that path is
 //     lock-free and async-signal-safe), EV_CLEAR resets the trigger once reported.
+//   - EVFILT_SIGNAL (ident = the signal number): counts deliveries to the process whatever the
+//     disposition (SIG_IGN included, except SIGCHLD, which is not recorded while ignored); the
+//     disposition still acts as usual (the process's handler runs, SIG_DFL still kills or stops);
+//     a report carries the count since the last one in data and clears it (EV_CLEAR is implied);
+//     EV_DELETE of a missing knote is ENOENT; a number outside 1..NSIG-1 is EINVAL. Knotes on the
+//     same signal in several kqueues each count it.
 //   - EOF: EVFILT_READ gets EV_EOF when the peer shut down writing (EPOLLRDHUP) or hung up
 //     (EPOLLHUP); EVFILT_WRITE gets EV_EOF when the fd hung up or has an error (a pipe's reader
 //     gone). EV_ADD of EVFILT_WRITE on a pipe whose reader is gone fails with EPIPE, as FreeBSD's
@@ -43,8 +49,18 @@
 //     per kqueue; beyond that EV_ADD fails with ENOMEM and kqueue() with EMFILE.
 //   - Threads: changes to fd filters and waits on one kqueue must come from one thread at a time
 //     (the loop thread); only NOTE_TRIGGER of an existing EVFILT_USER knote may come from anywhere.
-//   - Filters other than READ, WRITE and USER (SIGNAL, TIMER, VNODE, PROC...) give EINVAL;
+//   - Filters other than READ, WRITE, USER and SIGNAL (TIMER, VNODE, PROC...) give EINVAL;
 //     EV_DISPATCH is not supported (EINVAL).
+//   - EVFILT_SIGNAL sees a signal through a handler of its own: while a knote watches a signal, the
+//     process's disposition is kept in a shadow and the real one is the emulation's handler, which
+//     counts the delivery and then applies the shadow. sigaction() is interposed (defined in
+//     kqueue_emu.cpp, so every program that links the emulation has it) and reads and writes the
+//     shadow, so the program sees its own dispositions as on BSD. Not modelled: dispositions set
+//     with signal(2) or a raw syscall while a knote exists (they bypass the shadow), SA_RESETHAND,
+//     and sigaction() for a watched signal from two threads at once. The count is of deliveries:
+//     Linux merges a standard signal sent while one is pending, so data can be lower than FreeBSD's
+//     count of send attempts. A default action is carried out by restoring SIG_DFL and raising the
+//     signal again. The knotes of a close()d kqueue, and the handler, stay until it is reclaimed.
 //   - Resources: kqueue() returns an epoll fd and also holds an eventfd for EVFILT_USER. close()
 //     of the kqueue fd cannot be observed, so that eventfd is released when the next kqueue() call
 //     notices the epoll fd is gone: at most one eventfd per closed kqueue stays open until then.
@@ -53,6 +69,8 @@
 // with using-declarations, so kqueue_port's code reads as it does on BSD (struct kevent, kqueue(),
 // kevent(), EV_*, EVFILT_*). Linux has none of these names. Constants have FreeBSD's values.
 #pragma once
+
+#define TINYLOOP_KQUEUE_EMULATED 1  // tests that use the hooks below check it
 
 #include <cstdint>
 #include <time.h>
@@ -76,6 +94,11 @@ int kevent(int kq, const struct kevent* changelist, int nchanges, struct kevent*
 // Test hook: how many kqueues the emulation currently tracks (after reclaiming closed ones).
 int live_kqueues() noexcept;
 
+// Test hook (fault injection): the next change, on any kqueue, whose filter is `filter` and whose
+// flags include one of `flags` fails with `error` without being applied, reported as kevent()
+// reports a failed change (an EV_ERROR entry, or -1 with errno when the event list is full).
+void inject_change_error(short filter, unsigned short flags, int error) noexcept;
+
 inline void ev_set(struct kevent* k, std::uintptr_t ident, short filter, unsigned short flags, unsigned int fflags,
                    std::int64_t data, void* udata) noexcept {
   *k = {};
@@ -94,6 +117,7 @@ using tinyloop_kqemu::kqueue;
 
 #define EVFILT_READ (-1)
 #define EVFILT_WRITE (-2)
+#define EVFILT_SIGNAL (-6)
 #define EVFILT_USER (-11)
 
 #define EV_ADD 0x0001

@@ -286,7 +286,7 @@ TEST_F(kq, emulation_refuses_regular_files) {
 }
 
 TEST_F(kq, unsupported_filter_is_einval) {
-  EXPECT_EQ(apply(change(SIGUSR1, -6 /* EVFILT_SIGNAL */, EV_ADD)), EINVAL);
+  EXPECT_EQ(apply(change(1, -7 /* EVFILT_TIMER */, EV_ADD)), EINVAL);
 }
 
 TEST_F(kq, user_event_fires_once_with_ev_clear) {
@@ -376,6 +376,130 @@ TEST_F(kq, signal_interrupts_a_blocking_wait_with_eintr) {
   ::sigaction(SIGUSR2, &old, nullptr);
   EXPECT_EQ(n, -1);
   EXPECT_EQ(err, EINTR);
+}
+
+// ---- EVFILT_SIGNAL ----------------------------------------------------------------------------
+
+void (*handler_of(int signo))(int) {
+  struct sigaction sa {};
+  ::sigaction(signo, nullptr, &sa);
+  return sa.sa_handler;
+}
+
+void set_disposition(int signo, void (*h)(int)) {
+  struct sigaction sa {};
+  sa.sa_handler = h;
+  sigemptyset(&sa.sa_mask);
+  ASSERT_EQ(::sigaction(signo, &sa, nullptr), 0);
+}
+
+TEST_F(kq, signal_knote_counts_deliveries_in_data_and_clears) {
+  set_disposition(SIGUSR1, &on_signal);
+  signals_seen = 0;
+  int tag = 0;
+  ASSERT_EQ(apply(change(SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, &tag)), 0);
+  struct kevent out[4];
+  EXPECT_EQ(poll(out, 4), 0) << "no signal yet";
+  for (int i = 0; i < 3; ++i) ::raise(SIGUSR1);
+  EXPECT_EQ(signals_seen.load(), 3) << "the process's handler still runs for each";
+  ASSERT_EQ(poll(out, 4), 1);
+  EXPECT_EQ(out[0].filter, EVFILT_SIGNAL);
+  EXPECT_EQ(out[0].ident, static_cast<std::uintptr_t>(SIGUSR1));
+  EXPECT_EQ(out[0].data, 3);
+  EXPECT_EQ(out[0].udata, &tag);
+  EXPECT_TRUE(out[0].flags & EV_CLEAR) << "EV_CLEAR is implied";
+  EXPECT_EQ(poll(out, 4), 0) << "reported once";
+  EXPECT_EQ(apply(change(SIGUSR1, EVFILT_SIGNAL, EV_DELETE)), 0);
+  set_disposition(SIGUSR1, SIG_DFL);
+}
+
+TEST_F(kq, signal_is_recorded_even_when_ignored) {
+  set_disposition(SIGUSR2, SIG_IGN);
+  ASSERT_EQ(apply(change(SIGUSR2, EVFILT_SIGNAL, EV_ADD)), 0);
+  ::raise(SIGUSR2);
+  struct kevent out[2];
+  ASSERT_EQ(poll(out, 2), 1);
+  EXPECT_EQ(out[0].ident, static_cast<std::uintptr_t>(SIGUSR2));
+  EXPECT_EQ(apply(change(SIGUSR2, EVFILT_SIGNAL, EV_DELETE)), 0);
+  set_disposition(SIGUSR2, SIG_DFL);
+}
+
+TEST_F(kq, signal_ends_a_blocking_wait) {
+  set_disposition(SIGUSR1, &on_signal);
+  ASSERT_EQ(apply(change(SIGUSR1, EVFILT_SIGNAL, EV_ADD)), 0);
+  std::atomic<bool> done{false};
+  const pthread_t waiter = ::pthread_self();
+  std::thread t([&] {
+    while (!done.load()) {  // the waiter may not be inside kevent yet
+      ::pthread_kill(waiter, SIGUSR1);  // handled by the waiter before join() returns
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  struct kevent out[2];
+  int n;
+  do n = ::kevent(fd, nullptr, 0, out, 2, nullptr);  // no timeout: only the signal ends it
+  while (n < 0 && errno == EINTR);
+  done.store(true);
+  t.join();
+  ASSERT_EQ(n, 1);
+  EXPECT_EQ(out[0].filter, EVFILT_SIGNAL);
+  EXPECT_GE(out[0].data, 1);
+  EXPECT_EQ(apply(change(SIGUSR1, EVFILT_SIGNAL, EV_DELETE)), 0);
+  set_disposition(SIGUSR1, SIG_DFL);
+}
+
+TEST_F(kq, signal_knote_errors) {
+  EXPECT_EQ(apply(change(0, EVFILT_SIGNAL, EV_ADD)), EINVAL);
+  EXPECT_EQ(apply(change(NSIG, EVFILT_SIGNAL, EV_ADD)), EINVAL);
+  EXPECT_EQ(apply(change(SIGUSR1, EVFILT_SIGNAL, EV_DELETE)), ENOENT);
+}
+
+TEST_F(kq, signal_knotes_in_two_kqueues_each_count) {
+  set_disposition(SIGUSR1, &on_signal);
+  const int other = ::kqueue();
+  ASSERT_GE(other, 0);
+  ASSERT_EQ(apply(change(SIGUSR1, EVFILT_SIGNAL, EV_ADD)), 0);
+  struct kevent c = change(SIGUSR1, EVFILT_SIGNAL, EV_ADD);
+  ASSERT_EQ(::kevent(other, &c, 1, nullptr, 0, nullptr), 0);
+  ::raise(SIGUSR1);
+  struct kevent out[2];
+  EXPECT_EQ(poll(out, 2), 1);
+  EXPECT_EQ(::kevent(other, nullptr, 0, out, 2, &zero_timeout), 1);
+  ::close(other);
+  EXPECT_EQ(apply(change(SIGUSR1, EVFILT_SIGNAL, EV_DELETE)), 0);
+  (void)tinyloop_kqemu::live_kqueues();  // reclaims `other`, whose knote held the disposition too
+  EXPECT_EQ(handler_of(SIGUSR1), &on_signal);
+  set_disposition(SIGUSR1, SIG_DFL);
+}
+
+// The shadow disposition: the program reads and sets its own disposition through sigaction() while
+// a knote exists, and gets it back in the kernel when the knote goes.
+TEST_F(kq, emulation_keeps_the_programs_disposition_while_watched) {
+  set_disposition(SIGUSR2, &on_signal);
+  ASSERT_EQ(apply(change(SIGUSR2, EVFILT_SIGNAL, EV_ADD)), 0);
+  EXPECT_EQ(handler_of(SIGUSR2), &on_signal);
+  set_disposition(SIGUSR2, SIG_IGN);
+  EXPECT_EQ(handler_of(SIGUSR2), SIG_IGN);
+  signals_seen = 0;
+  ::raise(SIGUSR2);
+  EXPECT_EQ(signals_seen.load(), 0) << "ignored";
+  struct kevent out[2];
+  EXPECT_EQ(poll(out, 2), 1) << "yet recorded";
+  EXPECT_EQ(apply(change(SIGUSR2, EVFILT_SIGNAL, EV_DELETE)), 0);
+  struct sigaction real {};
+  ASSERT_EQ(::sigaction(SIGUSR2, nullptr, &real), 0);
+  EXPECT_EQ(real.sa_handler, SIG_IGN);
+  EXPECT_EQ(real.sa_flags & SA_SIGINFO, 0) << "the emulation's handler is gone";
+  set_disposition(SIGUSR2, SIG_DFL);
+}
+
+TEST_F(kq, emulation_injected_error_is_reported_for_that_change_only) {
+  tinyloop_kqemu::inject_change_error(EVFILT_SIGNAL, EV_ADD, ENOMEM);
+  EXPECT_EQ(apply(change(sv[0], EVFILT_READ, EV_ADD)), 0) << "another filter is not hit";
+  EXPECT_EQ(apply(change(SIGUSR1, EVFILT_SIGNAL, EV_ADD)), ENOMEM);
+  EXPECT_EQ(apply(change(SIGUSR1, EVFILT_SIGNAL, EV_DELETE)), ENOENT) << "the failed change was not applied";
+  EXPECT_EQ(apply(change(SIGUSR1, EVFILT_SIGNAL, EV_ADD)), 0) << "one change only";
+  EXPECT_EQ(apply(change(SIGUSR1, EVFILT_SIGNAL, EV_DELETE)), 0);
 }
 
 TEST(kqueue_emulation, closed_kqueues_are_reclaimed) {

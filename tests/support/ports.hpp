@@ -20,11 +20,13 @@
 // Real-time ports use short real durations and never assert an upper bound on elapsed time (a
 // loaded 2-core machine or qemu-user may stretch anything); they wait on events, not sleeps.
 // Helpers: run_until (run_once with a guard timer), run_once_until (no guard, for threads),
-// spin_until, tracker (a callable that records runs and destruction), counting_port (counts the
-// loop's port wakes and waits).
+// tracker (a callable that records runs and destruction), counting_port (counts the loop's port
+// wakes and waits, and lets another thread wait until the loop sleeps). Threads wait for each other
+// on events (support/sync.hpp: gate, counter), never by spinning or sleeping.
 #pragma once
 
 #include "loop.hpp"
+#include "support/sync.hpp"
 
 #include <gtest/gtest.h>
 
@@ -260,6 +262,8 @@ struct tracker {
 };
 
 // Spins (yielding) until pred() holds. No timeout: CTest's TIMEOUT ends a hung test.
+// Kept for tests/signals.cpp only; new code waits on an event (support/sync.hpp) instead: a
+// spinning waiter starves the thread it waits for under valgrind, qemu-user and load.
 template <class Pred>
 void spin_until(Pred pred) {
   while (!pred()) std::this_thread::yield();
@@ -281,12 +285,54 @@ bool run_until(Loop& loop, Pred pred, std::chrono::milliseconds guard = std::chr
 
 // run_once until pred() holds, with no guard timer (a guard would let virtual time jump past
 // work that another thread is about to post). A lost wake hangs here; CTest's TIMEOUT ends it.
-template <class Loop, class Pred>
-void run_once_until(Loop& loop, Pred pred) {
+// On a port whose wait cannot block (sim_port: virtual time), run_once returns at once when there
+// is nothing to do, so the loop thread would spin while the thread it waits for needs the CPU:
+// `idle` (called after every run_once that left pred() false) must then block until that thread
+// has given the loop something to do. On blocking ports pass nothing: the loop sleeps in its wait.
+template <class Loop, class Pred, class Idle>
+void run_once_until(Loop& loop, Pred pred, Idle idle) {
   while (!pred()) {
     if (loop.run_once() != tinyloop::errc::ok) return;
+    if (!pred()) idle();
   }
 }
+template <class Loop, class Pred>
+void run_once_until(Loop& loop, Pred pred) {
+  run_once_until(loop, pred, [] {});
+}
+
+// Cross-thread posting without spinning. Every callback in the loop's post queue must call done()
+// (on the loop thread) and be counted in `posted` (post() does it). A producer that meets errc::full blocks until the loop has run one more
+// callback; a loop on a port that cannot block (sim: virtual time) waits in idle<F>() until a
+// producer posted something it has not run yet; on blocking ports idle<F>() does nothing (the loop
+// sleeps in its wait, which is what the tests are about).
+struct traffic {
+  counter posted;  // accepted posts
+  counter ran;     // callbacks that called done()
+  std::atomic<long> full_retries{0};
+
+  // Producer thread: posts a copy of fn, retrying (after the loop made room) while the queue is
+  // full. Returns ok, or the first error other than full.
+  template <class Loop, class Fn>
+  tinyloop::errc post(Loop& loop, const Fn& fn) {
+    for (;;) {
+      const long seen = ran.value();
+      const tinyloop::errc e = loop.post(Fn(fn));
+      if (e == tinyloop::errc::ok) {
+        posted.add();
+        return e;
+      }
+      if (e != tinyloop::errc::full) return e;
+      full_retries.fetch_add(1, std::memory_order_relaxed);
+      ran.wait_past(seen);  // a full queue is drained by the loop thread, one callback at a time
+    }
+  }
+  void done() { ran.add(); }
+  template <class F>
+  void idle() {
+    if constexpr (!F::blocking_wait) posted.wait_for(ran.value() + 1);
+  }
+};
 
 // Wraps a port's backend to count the loop's wake() calls and waits, and to show when the loop is
 // in a wait that may block (the loop sets its sleeping flag before such a wait).
@@ -301,7 +347,11 @@ struct counting_port : Port {
     template <class Sink>
     tinyloop::errc wait(typename Port::clock::time_point deadline, Sink& sink) noexcept {
       waits.fetch_add(1, std::memory_order_relaxed);
-      if (deadline != Port::clock::time_point::min()) in_blocking_wait.store(true, std::memory_order_seq_cst);
+      const bool may_block = deadline != Port::clock::time_point::min();
+      if (may_block) {
+        in_blocking_wait.store(true, std::memory_order_seq_cst);
+        blocking_waits.add();
+      }
       const tinyloop::errc e = base::wait(deadline, sink);
       in_blocking_wait.store(false, std::memory_order_seq_cst);
       return e;
@@ -310,10 +360,14 @@ struct counting_port : Port {
       wakes.fetch_add(1, std::memory_order_relaxed);
       base::wake();
     }
+    // Another thread: blocks until the loop thread has entered its n-th wait that may block (it
+    // has set its sleeping flag by then, so a post or wake from now on must end that wait).
+    void await_blocking_wait(long n = 1) { blocking_waits.wait_for(n); }
 
     std::atomic<int> wakes{0};
     std::atomic<int> waits{0};
     std::atomic<bool> in_blocking_wait{false};
+    counter blocking_waits;  // waits entered that may block
   };
 };
 
