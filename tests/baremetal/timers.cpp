@@ -145,7 +145,9 @@ TL_TEST(periodic_timer_skips_missed_firings_instead_of_a_burst) {
     if (s.fired == 1) {
       busy_wait(45ms);  // miss the firings due at 20..50 ms
     }
-    if (s.loop->now() >= s.start + 100ms) {
+    // At least two firings: on a loaded host QEMU may stall past 100 ms before the first one, and
+    // the second then shows whether the missed ones come as a burst.
+    if (s.fired >= 2 && s.loop->now() >= s.start + 100ms) {
       TL_CHECK(s.loop->cancel(s.id) == errc::ok);
     }
   });
@@ -153,7 +155,7 @@ TL_TEST(periodic_timer_skips_missed_firings_instead_of_a_burst) {
   s.id = r.value();
   TL_CHECK(loop.run() == errc::ok);
   // Firings due at 10, (20..50 skipped), 60, 70, 80, 90, 100 ms, and the stalled one delivered
-  // once, late: 7. A burst would deliver all ten. A loaded host only makes fewer.
+  // once, late: 7. A burst would deliver all ten. A loaded host only makes fewer (never below 2).
   TL_CHECK(s.fired >= 2);
   TL_CHECK(s.fired <= 8);
 }
