@@ -526,10 +526,12 @@ TYPED_TEST_P(worker_pool, no_allocation_after_construction) {
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(pool.submit([] {}, [](errc) {}).ok());
   ASSERT_EQ(loop.run(), errc::ok);
 
-  // Another thread submits while the loop runs; it is created (which allocates) before counting starts.
-  gate go;
+  // Another thread submits while the loop runs; it is created (which allocates) before counting starts,
+  // and counting waits until it runs: its own start-up may allocate too (ASan's thread set-up does).
+  gate go, started;
   tltest::counter delivered;
   std::thread producer([&] {
+    started.open();
     go.wait();
     long accepted = 0;
     for (int i = 0; i < 200; ++i) {
@@ -555,6 +557,7 @@ TYPED_TEST_P(worker_pool, no_allocation_after_construction) {
     }
   });
 
+  started.wait();
   tltest::allocation_counter counter;
   std::atomic<int> ran{0};
   int done = 0;
