@@ -522,8 +522,21 @@ TYPED_TEST_P(worker_pool, no_allocation_after_construction) {
   ASSERT_GE(tltest::allocations::self_test(), 2) << "the allocation counter is blind: this test would prove nothing";
   loop_t<TypeParam> loop;
   tinyloop::worker_pool<loop_t<TypeParam>, 2, 8> pool(loop);
-  // Thread start-up is part of construction: make every worker take and finish one item first.
-  for (int i = 0; i < 8; ++i) ASSERT_TRUE(pool.submit([] {}, [](errc) {}).ok());
+  // Thread start-up is part of construction, and a thread's own start-up may allocate (ASan's thread
+  // set-up does, inside the new thread): make both workers run an item at the same time before
+  // counting (eight quick items could all go to one worker while the other is still starting).
+  tltest::counter in_work;
+  gate leave_work;
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(pool.submit(
+                        [&] {
+                          in_work.add();
+                          leave_work.wait();
+                        },
+                        [](errc) {})
+                    .ok());
+  in_work.wait_for(2);
+  leave_work.open();
   ASSERT_EQ(loop.run(), errc::ok);
 
   // Another thread submits while the loop runs; it is created (which allocates) before counting starts,
