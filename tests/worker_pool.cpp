@@ -248,6 +248,31 @@ TYPED_TEST_P(worker_pool, cancel_racing_pickup_gives_exactly_one_outcome) {
 #endif
   loop_t<TypeParam> loop;
   tinyloop::worker_pool<loop_t<TypeParam>, 2, 8> pool(loop);
+  // The other thread is one thread for the whole test, which cancels when asked: a thread per round
+  // cost a thread start each time (and qemu-user keeps ~170 KB for every thread it ever started:
+  // 4,500 per run of this program).
+  struct canceller {
+    tltest::counter asked, answered;
+    tinyloop::work_id id;  // written before asked.add(), read after: ordered by the counter
+    errc result = errc::full;
+    bool quit = false;
+    std::thread thread;
+    ~canceller() {
+      quit = true;
+      asked.add();
+      thread.join();
+    }
+  } other;
+  auto* pp = &pool;
+  other.thread = std::thread([&other, pp] {
+    for (long k = 1;; ++k) {
+      other.asked.wait_for(k);
+      if (other.quit) return;
+      other.result = pp->cancel(other.id);
+      other.answered.add();
+    }
+  });
+  long asked = 0;
   int cancelled = 0, completed = 0;
   for (int round = 0; round < rounds; ++round) {
     std::atomic<int> ran{0};
@@ -265,8 +290,10 @@ TYPED_TEST_P(worker_pool, cancel_racing_pickup_gives_exactly_one_outcome) {
     if (round % 2 == 0) {
       c = pool.cancel(id.value());
     } else {
-      std::thread t([&] { c = pool.cancel(id.value()); });
-      t.join();
+      other.id = id.value();
+      other.asked.add();
+      other.answered.wait_for(++asked);
+      c = other.result;
     }
     ASSERT_EQ(loop.run(), errc::ok);
     ASSERT_EQ(ok_calls + cancelled_calls, 1) << "round " << round;
@@ -522,14 +549,29 @@ TYPED_TEST_P(worker_pool, no_allocation_after_construction) {
   ASSERT_GE(tltest::allocations::self_test(), 2) << "the allocation counter is blind: this test would prove nothing";
   loop_t<TypeParam> loop;
   tinyloop::worker_pool<loop_t<TypeParam>, 2, 8> pool(loop);
-  // Thread start-up is part of construction: make every worker take and finish one item first.
-  for (int i = 0; i < 8; ++i) ASSERT_TRUE(pool.submit([] {}, [](errc) {}).ok());
+  // Thread start-up is part of construction, and a thread's own start-up may allocate (ASan's thread
+  // set-up does, inside the new thread): make both workers run an item at the same time before
+  // counting (eight quick items could all go to one worker while the other is still starting).
+  tltest::counter in_work;
+  gate leave_work;
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(pool.submit(
+                        [&] {
+                          in_work.add();
+                          leave_work.wait();
+                        },
+                        [](errc) {})
+                    .ok());
+  in_work.wait_for(2);
+  leave_work.open();
   ASSERT_EQ(loop.run(), errc::ok);
 
-  // Another thread submits while the loop runs; it is created (which allocates) before counting starts.
-  gate go;
+  // Another thread submits while the loop runs; it is created (which allocates) before counting starts,
+  // and counting waits until it runs: its own start-up may allocate too (ASan's thread set-up does).
+  gate go, started;
   tltest::counter delivered;
   std::thread producer([&] {
+    started.open();
     go.wait();
     long accepted = 0;
     for (int i = 0; i < 200; ++i) {
@@ -555,6 +597,7 @@ TYPED_TEST_P(worker_pool, no_allocation_after_construction) {
     }
   });
 
+  started.wait();
   tltest::allocation_counter counter;
   std::atomic<int> ran{0};
   int done = 0;
