@@ -2551,6 +2551,7 @@ class event_loop {
         timers_.invalidate(i);
         timers_.recycle(i);
         cb();
+        detail::assume(static_cast<bool>(cb));  // the local still holds it: its destructor has no empty case
       } else {
         fire_periodic(i, deadline, cb);
       }
@@ -2572,6 +2573,7 @@ class event_loop {
     if (next < now_) next = detail::add_saturating(deadline, skip_periods(now_ - deadline, period));
     heap_.push(i, next, next_sequence_++);
   }
+
   // The smallest multiple of `period` greater than `behind` (behind >= period > 0). Binary long
   // division by doubling and halving: no 64-bit divide, which on 32-bit cores would pull in libgcc's
   // __aeabi_ldivmod (about 860 bytes on Cortex-M3).
