@@ -375,13 +375,29 @@ constexpr To ceil_saturating(std::chrono::duration<Rep, Period> d) noexcept {
   }
 }
 
+// Tells the optimiser that `cond` holds, so that it can drop checks the caller knows are redundant.
+TINYLOOP_ALWAYS_INLINE void assume(bool cond) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  if (!cond) __builtin_unreachable();
+#else
+  (void)cond;
+#endif
+}
+
 // t + d for a non-negative d, saturating at time_point::max().
 template <class TimePoint>
 constexpr TimePoint add_saturating(TimePoint t, typename TimePoint::duration d) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  // d >= 0, so the sum can only overflow upwards (an add and a jump on the overflow flag).
+  typename TimePoint::rep sum = 0;
+  if (__builtin_add_overflow(t.time_since_epoch().count(), d.count(), &sum)) return TimePoint::max();
+  return TimePoint(typename TimePoint::duration(sum));
+#else
   // max() - t overflows for a t before the epoch (a steady clock's epoch is arbitrary); there t + d
   // cannot overflow, as d <= duration::max().
   if (!(t < TimePoint{}) && d > TimePoint::max() - t) return TimePoint::max();
   return t + d;
+#endif
 }
 
 }  // namespace detail
@@ -488,7 +504,12 @@ class timer_heap {
     for (std::uint32_t& c : chain_of_) c = unqueued;  // a loop, not `= {}`: see slot_table()
   }
 
-  std::size_t size() const noexcept { return size_; }
+  // Queued nodes, counted (O(N), for tests: the loop counts its timers in its slot table).
+  std::size_t size() const noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < N; ++i) n += chain_of_[i] != unqueued;
+    return n;
+  }
   bool empty() const noexcept { return heap_size_ == 0; }
   bool contains(std::uint32_t node) const noexcept { return node < N && chain_of_[node] != unqueued; }
 
@@ -498,53 +519,49 @@ class timer_heap {
   std::uint32_t top_node() const noexcept { return first_node(heap_[0].ref); }
 
   // Preconditions: the node is not queued, and `sequence` is larger than any pushed before.
-  void push(std::uint32_t node, Key deadline, std::uint64_t sequence) noexcept {
-    ++size_;
+  // The common cases (a lone entry that stays where it lands: a timer later than its parent, the
+  // usual timeout) are inlined; joining a chain and moving up are not.
+  TINYLOOP_ALWAYS_INLINE void push(std::uint32_t node, Key deadline, std::uint64_t sequence) noexcept {
     if constexpr (Chains) {
-      std::uint32_t r = newest_;
-      if (r != npos && newest_deadline_ == deadline) {
-        if (r < N) r = make_chain(r);  // a second timer at this deadline: the entry becomes a chain
-        const std::uint32_t c = r - N;
-        sequence_[node] = sequence;
-        prev_[node] = chain_tail_[c];
-        next_[node] = npos;
-        next_[chain_tail_[c]] = node;
-        chain_tail_[c] = node;
-        chain_of_[node] = c + first_chain;
+      if (newest_ != npos && newest_deadline_ == deadline) {
+        join_newest(node, sequence);
         return;
       }
       newest_ = node;
       newest_deadline_ = deadline;
     }
     chain_of_[node] = alone;
-    sift_up(heap_size_++, {deadline, sequence, node});
+    const std::size_t i = heap_size_++;
+    const entry e{deadline, sequence, node};
+    // Every queued sequence is smaller than this one, so only a smaller deadline moves it up.
+    if (i > 0 && deadline < heap_[(i - 1) / 4].deadline)
+      sift_up(i, e);
+    else
+      place(i, e);
   }
 
   void pop() noexcept { erase(top_node()); }
 
-  void erase(std::uint32_t node) noexcept {
+  // Removes the first node of the top entry and returns it. Precondition: !empty().
+  TINYLOOP_ALWAYS_INLINE std::uint32_t pop_top() noexcept {
+    const std::uint32_t ref = heap_[0].ref;
+    if (Chains && ref >= N) return pop_chain_head(ref - N);
+    chain_of_[ref] = unqueued;
+    if constexpr (Chains)
+      if (newest_ == ref) newest_ = npos;
+    if (--heap_size_ != 0) sift_down(0, heap_[heap_size_]);
+    return ref;
+  }
+
+  TINYLOOP_ALWAYS_INLINE void erase(std::uint32_t node) noexcept {
     if (!contains(node)) return;
-    const std::uint32_t c = chain_of_[node] - first_chain;
-    chain_of_[node] = unqueued;
-    --size_;
-    if (!Chains || c + first_chain == alone) {
-      drop_entry(node);
+    const std::uint32_t k = chain_of_[node];
+    if (Chains && k != alone) {
+      erase_from_chain(node, k - first_chain);
       return;
     }
-    const std::uint32_t p = prev_[node];
-    const std::uint32_t n = next_[node];
-    (p != npos ? next_[p] : chain_head_[c]) = n;
-    (n != npos ? prev_[n] : chain_tail_[c]) = p;
-    if (chain_head_[c] == npos) {  // the chain is empty: drop its entry
-      drop_entry(N + c);
-      chain_head_[c] = free_chain_;
-      free_chain_ = c;
-    } else if (p == npos) {  // a new first node: the key grew, so the entry can only move down
-      const std::size_t at = position_[N + c];
-      entry e = heap_[at];
-      e.sequence = sequence_[n];
-      sift_down(at, e);
-    }
+    chain_of_[node] = unqueued;
+    drop_entry(node);
   }
 
  private:
@@ -565,6 +582,19 @@ class timer_heap {
     return ref;
   }
 
+  // A second timer at the newest entry's deadline: it joins that entry (made a chain if still lone).
+  void join_newest(std::uint32_t node, std::uint64_t sequence) noexcept {
+    std::uint32_t r = newest_;
+    if (r < N) r = make_chain(r);
+    const std::uint32_t c = r - N;
+    sequence_[node] = sequence;
+    prev_[node] = chain_tail_[c];
+    next_[node] = npos;
+    next_[chain_tail_[c]] = node;
+    chain_tail_[c] = node;
+    chain_of_[node] = c + first_chain;
+  }
+
   std::uint32_t make_chain(std::uint32_t node) noexcept {
     std::uint32_t c = free_chain_;  // never exhausted: a chain holds at least one of the N nodes
     if (c != npos)
@@ -572,7 +602,7 @@ class timer_heap {
     else
       c = fresh_chain_++;
     chain_head_[c] = chain_tail_[c] = node;
-    prev_[node] = next_[node] = npos;
+    next_[node] = npos;  // a chain's first node has no prev_ (never read: see erase_from_chain())
     chain_of_[node] = c + first_chain;
     const std::uint32_t at = position_[node];
     sequence_[node] = heap_[at].sequence;
@@ -581,12 +611,53 @@ class timer_heap {
     return newest_ = N + c;
   }
 
-  void drop_entry(std::uint32_t ref) noexcept {
+  // The top is chain c: its first node leaves (erase_from_chain() for the first node).
+  std::uint32_t pop_chain_head(std::uint32_t c) noexcept {
+    const std::uint32_t node = chain_head_[c];
+    const std::uint32_t n = next_[node];
+    chain_of_[node] = unqueued;
+    chain_head_[c] = n;
+    if (n == npos) {
+      drop_chain(c);
+    } else {
+      heap_[0].sequence = sequence_[n];  // stays the top: see erase_from_chain()
+    }
+    return node;
+  }
+
+  void drop_chain(std::uint32_t c) noexcept {
+    drop_entry(N + c);
+    chain_head_[c] = free_chain_;
+    free_chain_ = c;
+  }
+
+  void erase_from_chain(std::uint32_t node, std::uint32_t c) noexcept {
+    chain_of_[node] = unqueued;
+    const bool first = chain_head_[c] == node;
+    const std::uint32_t p = first ? npos : prev_[node];
+    const std::uint32_t n = next_[node];
+    (p != npos ? next_[p] : chain_head_[c]) = n;
+    (n != npos ? prev_[n] : chain_tail_[c]) = p;
+    if (chain_head_[c] == npos) {  // the chain is empty: drop its entry
+      drop_chain(c);
+    } else if (p == npos) {
+      // A new first node: the entry's key grows, but it stays where it is. Entries with equal
+      // deadlines hold disjoint runs of sequences, ordered as the entries were made (an entry is
+      // joined only while it is the newest), so the entry still sorts before every entry it
+      // sorted before.
+      heap_[position_[N + c]].sequence = sequence_[n];
+    }
+  }
+
+  TINYLOOP_ALWAYS_INLINE void drop_entry(std::uint32_t ref) noexcept {
     if constexpr (Chains)
       if (newest_ == ref) newest_ = npos;
     const std::size_t i = position_[ref];
-    const entry last = heap_[--heap_size_];
-    if (i == heap_size_) return;
+    if (i != --heap_size_) refill(i, heap_[heap_size_]);
+  }
+
+  // Puts `last` (the entry that was at the end) into the hole at i.
+  void refill(std::size_t i, const entry& last) noexcept {
     if (i > 0 && less(last, heap_[(i - 1) / 4]))
       sift_up(i, last);
     else
@@ -600,7 +671,7 @@ class timer_heap {
     heap_[i] = e;
     position_[e.ref] = static_cast<std::uint32_t>(i);
   }
-  void sift_up(std::size_t i, entry e) noexcept {
+  void sift_up(std::size_t i, const entry e) noexcept {
     while (i > 0) {
       const std::size_t parent = (i - 1) / 4;
       if (!less(e, heap_[parent])) break;
@@ -626,7 +697,6 @@ class timer_heap {
 
   entry heap_[N];
   std::size_t heap_size_ = 0;
-  std::size_t size_ = 0;
   std::uint32_t newest_ = npos;                // ref of the entry armed last, while it is queued
   Key newest_deadline_{};                      // its deadline
   std::uint32_t position_[N + chain_slots];   // ref -> heap index
@@ -754,7 +824,7 @@ class bounded_queue {
   }
 
   // Claimed minus consumed positions: an upper bound on what try_pop can return right now.
-  std::size_t size_approx() const noexcept {
+  TINYLOOP_ALWAYS_INLINE std::size_t size_approx() const noexcept {
     const std::size_t tail = tail_.load(std::memory_order_acquire);
     const std::size_t head = head_.load(std::memory_order_acquire);
     const auto diff = static_cast<std::intptr_t>(tail - head);
@@ -2232,11 +2302,12 @@ class event_loop {
 
   errc cancel(timer_id id) noexcept {
     assert_loop_thread();
-    if (!timers_.live(id.index(), id.generation())) return errc::not_found;
-    heap_.erase(id.index());           // not queued while it fires: nothing to do then
-    timers_[id.index()].cb = nullptr;  // empty while it fires: fire_timers() holds it
-    timers_.invalidate(id.index());
-    timers_.recycle(id.index());
+    const std::uint32_t i = id.index();
+    if (!timers_.live(i, id.generation())) return errc::not_found;
+    heap_.erase(i);           // not queued while it fires: nothing to do then
+    timers_[i].cb = nullptr;  // empty while it fires: fire_timers() holds it
+    timers_.invalidate(i);
+    timers_.recycle(i);
     return errc::ok;
   }
 
@@ -2558,6 +2629,18 @@ class event_loop {
   // the later phases from ever running (found by the loop fuzzer).
   std::size_t run_ready() noexcept {
     std::size_t ran = 0;
+#if !defined(__OPTIMIZE_SIZE__)
+    if (first_phase_ == 0) {  // the usual case, spelled out so that each phase's test is inlined
+      auto stopped_after = [&](unsigned phase) noexcept {
+        ran += run_phase(phase);
+        if (!stopping()) return false;
+        first_phase_ = (phase + 1) % phase_count;
+        return true;
+      };
+      (void)(stopped_after(0) || stopped_after(1) || stopped_after(2) || stopped_after(3) || stopped_after(4));
+      return ran;
+    }
+#endif
     unsigned phase = first_phase_;
     first_phase_ = 0;
     for (unsigned n = 0; n < phase_count; ++n) {
@@ -2573,7 +2656,7 @@ class event_loop {
 
   static constexpr unsigned phase_count = 5;
 
-  std::size_t run_phase(unsigned phase) noexcept {
+  TINYLOOP_ALWAYS_INLINE std::size_t run_phase(unsigned phase) noexcept {
     switch (phase) {
       case 0: return run_io();
       case 1: return heap_.empty() ? 0 : fire_timers();
@@ -2656,43 +2739,53 @@ class event_loop {
     if (i == timers_.npos) return errc::full;
     timer& t = timers_[i];
     t.period = period;
-    t.cb = static_cast<callback&&>(cb);
+    // A free slot's callback is always empty (cancel() and fire_timers() leave it so), so the new
+    // one is constructed over it: nothing to destroy, no self-move check.
+    ::new (static_cast<void*>(&t.cb)) callback(static_cast<callback&&>(cb));
     heap_.push(i, deadline, next_sequence_++);
     return timer_id(i, timers_.generation(i));
   }
 
   std::size_t fire_timers() noexcept {
     std::size_t ran = 0;
-    while (!heap_.empty() && !stopping()) {
+    while (!heap_.empty() && !stopping()) {  // a stop() before the run, or by the last callback
       // Only timers armed before this iteration began: one armed by a callback, even with zero
       // delay, waits for the next iteration, so a self-rearming timer cannot starve I/O.
       const time_point deadline = heap_.top_deadline();
       if (deadline > now_ || heap_.top_sequence() >= arm_limit_) break;
-      const std::uint32_t i = heap_.top_node();
-      heap_.pop();
+      const std::uint32_t i = heap_.pop_top();
       ++ran;
       // The callback runs from a local. A one-shot timer has fired: its id is stale and its slot
       // free before the callback runs, so re-arming inside works even at full capacity. A
       // periodic timer keeps its slot unless the callback cancels it (which frees it at once).
-      callback cb = static_cast<callback&&>(timers_[i].cb);
-      const duration period = timers_[i].period;
-      const std::uint32_t gen = timers_.generation(i);
-      if (period == duration::zero()) {
+      timer& t = timers_[i];
+      detail::assume(static_cast<bool>(t.cb));  // a queued timer has a callback: no empty case
+      callback cb(static_cast<callback&&>(t.cb));
+      if (t.period == duration::zero()) {
         timers_.invalidate(i);
         timers_.recycle(i);
         cb();
-        continue;
+        detail::assume(static_cast<bool>(cb));  // the local still holds it: its destructor has no empty case
+      } else {
+        fire_periodic(i, deadline, cb);
       }
-      cb();
-      if (!timers_.live(i, gen)) continue;  // cancelled by its own callback
-      timers_[i].cb = static_cast<callback&&>(cb);
-      // Firing n is due at start + n * period. Behind by more than a period: skip to the first
-      // multiple after now rather than delivering a burst.
-      time_point next = detail::add_saturating(deadline, period);
-      if (next < now_) next = detail::add_saturating(deadline, skip_periods(now_ - deadline, period));
-      heap_.push(i, next, next_sequence_++);
     }
     return ran;
+  }
+
+  // A periodic timer's firing: the callback, then (unless it cancelled its own timer) the next
+  // deadline. Out of line: rare, and it keeps fire_timers() small.
+  [[gnu::noinline]] void fire_periodic(std::uint32_t i, time_point deadline, callback& cb) noexcept {
+    const std::uint32_t gen = timers_.generation(i);
+    const duration period = timers_[i].period;
+    cb();
+    if (!timers_.live(i, gen)) return;  // cancelled by its own callback
+    ::new (static_cast<void*>(&timers_[i].cb)) callback(static_cast<callback&&>(cb));  // emptied when it fired
+    // Firing n is due at start + n * period. Behind by more than a period: skip to the first
+    // multiple after now rather than delivering a burst.
+    time_point next = detail::add_saturating(deadline, period);
+    if (next < now_) next = detail::add_saturating(deadline, skip_periods(now_ - deadline, period));
+    heap_.push(i, next, next_sequence_++);
   }
 
   // The smallest multiple of `period` greater than `behind` (behind >= period > 0). Binary long

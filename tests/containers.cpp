@@ -206,6 +206,30 @@ TEST(timer_heap, fills_to_capacity) {
   EXPECT_EQ(drain(h), (std::vector<std::uint32_t>{7, 6, 5, 4, 3, 2, 1, 0}));
 }
 
+// With 64 nodes entries chain. Two entries at deadline 5 (one made before, one after a timer at 3):
+// a chain's first node leaving grows that entry's key in place; it must still sort before the newer one.
+TEST(timer_heap, chain_heads_leave_without_reordering_equal_deadlines) {
+  timer_heap<std::int64_t, 64> h;
+  h.push(0, 5, 0);
+  h.push(1, 5, 1);  // chain A at 5
+  h.push(2, 3, 2);  // A is no longer the newest entry
+  h.push(3, 5, 3);
+  h.push(4, 5, 4);  // chain B at 5
+  h.push(5, 5, 5);
+  h.erase(0);       // A's first node, cancelled
+  EXPECT_EQ(h.size(), 5u);
+  std::vector<std::uint32_t> order;
+  while (!h.empty()) {
+    const std::uint32_t top = h.top_node();
+    EXPECT_EQ(h.top_sequence(), top);  // each node was pushed with its index as its sequence
+    EXPECT_EQ(h.pop_top(), top);
+    EXPECT_FALSE(h.contains(top));
+    order.push_back(top);
+  }
+  EXPECT_EQ(order, (std::vector<std::uint32_t>{2, 1, 3, 4, 5}));
+  EXPECT_EQ(h.size(), 0u);
+}
+
 TEST(timer_heap, randomized_against_a_sorted_reference) {
   constexpr std::size_t n = 64;
   timer_heap<std::int64_t, n> h;
