@@ -3071,9 +3071,7 @@ class worker_pool {
     // Relaxed: only this pool's constructor and destructor write it (see ~worker_pool()).
     const errc st = status_.load(std::memory_order_relaxed);
     if (st != errc::ok) return st;
-    std::uint32_t index = pop_free();
-    // Relaxed: a hint. A missed stale entry costs a spurious full at worst, an extra pass costs nothing.
-    if (index == no_slot && stale_entries_.load(std::memory_order_relaxed) > 0) index = reclaim();
+    const std::uint32_t index = acquire_slot();
     if (index == no_slot) return errc::full;
     slot& s = slots_[index];
     // The free-stack pop (acquire) synchronized with the push that returned this slot, so the previous
@@ -3172,6 +3170,24 @@ class worker_pool {
     }
   }
 
+  // A free slot, or no_slot when every slot holds an item whose done() has not run yet.
+  // A cancelled item whose done() already ran can still hold its slot through its work-ring entry:
+  // reclaim() discards the entries still in the ring, and an entry a worker has taken is being
+  // discarded at this moment (a handful of instructions). stale_entries_ counts those entries and
+  // drops only after the slot is back on the free stack, so while it is above zero a slot is about
+  // to come free, and we wait for it rather than report a full pool that is not (seen under
+  // qemu-user: a worker preempted between its discard and the free-stack push). The acquire loads
+  // pair with the release decrements, so the pop after a zero count sees the slot that was pushed.
+  std::uint32_t acquire_slot() noexcept {
+    std::uint32_t index = pop_free();
+    while (index == no_slot && stale_entries_.load(std::memory_order_acquire) > 0) {
+      index = reclaim();
+      if (index == no_slot) index = pop_free();
+      if (index == no_slot) sched_yield();  // a worker holds the entry: let it finish
+    }
+    return index != no_slot ? index : pop_free();
+  }
+
   // submit() found no free slot. A cancelled item whose done() already ran still holds its slot through
   // its work-ring entry, until a worker pops and discards it, which can take long when every worker is
   // busy. Discard such entries here (live ones go back to the ring) so that cancelling makes room at once.
@@ -3185,8 +3201,8 @@ class worker_pool {
       // Relaxed: the state only picks the branch. The entry is ours now, so the item is queued or
       // cancelled and stays so (a racing cancel() turning it cancelled is handled by the worker later).
       if (state_of(slots_[index].tag.load(std::memory_order_relaxed)) == state::cancelled) {
-        stale_entries_.fetch_sub(1, std::memory_order_relaxed);
         release(index);
+        stale_entries_.fetch_sub(1, std::memory_order_release);  // after the slot is free: see acquire_slot()
         found = pop_free();
       } else {
         push_work(index);
@@ -3354,9 +3370,10 @@ class worker_pool {
       complete(index);  // from here on the slot is the loop's alone (see release())
       return;
     }
-    // Cancelled: cancel() already completed it; only our work-ring entry is left to drop.
-    stale_entries_.fetch_sub(1, std::memory_order_relaxed);
+    // Cancelled: cancel() already completed it; only our work-ring entry is left to drop. The count
+    // drops after the slot is back on the free stack (release: see acquire_slot()).
     release(index);
+    stale_entries_.fetch_sub(1, std::memory_order_release);
   }
 
   void stop_workers() noexcept {
@@ -3383,8 +3400,9 @@ class worker_pool {
   alignas(TINYLOOP_CACHE_LINE) std::atomic<std::uint64_t> free_head_{no_slot};
   alignas(TINYLOOP_CACHE_LINE) std::atomic<std::size_t> outstanding_{0};
   alignas(TINYLOOP_CACHE_LINE) std::atomic<std::uint32_t> sleepers_{0};
-  // Cancelled items whose work-ring entry no worker has discarded yet. A hint for submit(): it may go
-  // below zero for a moment (a worker can discard the entry before the canceller counts it).
+  // Cancelled items whose work-ring entry has not been discarded yet (see acquire_slot()). It may go
+  // below zero for a moment (a worker can discard the entry before the canceller counts it); it is
+  // above zero only while such an entry is in the ring or in a worker's hands.
   std::atomic<std::int32_t> stale_entries_{0};
   detail::bounded_queue<std::uint32_t, ring_capacity> work_;
   detail::bounded_queue<std::uint32_t, ring_capacity> completed_;
