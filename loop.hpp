@@ -81,6 +81,12 @@
 #define TINYLOOP_ALWAYS_INLINE inline
 #endif
 #endif
+// The same for a lambda, written after its parameter list.
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__OPTIMIZE_SIZE__)
+#define TINYLOOP_LAMBDA_INLINE __attribute__((always_inline))
+#else
+#define TINYLOOP_LAMBDA_INLINE
+#endif
 
 // Separates data written by different cores. Only matters where there are several cores.
 #if !defined(TINYLOOP_CACHE_LINE)
@@ -210,14 +216,39 @@ template <class T>
 struct is_inplace_function : std::false_type {};
 template <class S, std::size_t B>
 struct is_inplace_function<inplace_function<S, B>> : std::true_type {};
+
+// The loop's entry points that take a callback also take, through a second overload, any callable
+// the callback could be built from, and build it in place. Never for a callback itself (the first
+// overload moves it) nor for nullptr (which makes an empty callback, rejected as such).
+template <class F, class Callback, class D = std::decay_t<F>>
+using enable_if_direct = std::enable_if_t<!is_inplace_function<D>::value && !std::is_same_v<D, std::nullptr_t> &&
+                                          std::is_constructible_v<Callback, F&&>>;
+
+// Whether `f` would make an empty callback: only an empty callback, or a null pointer, does.
+template <class F>
+constexpr bool is_empty_callable(const F& f) noexcept {
+  if constexpr (is_inplace_function<F>::value) {
+    return !f;
+  } else if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F>) {
+    return f == nullptr;
+  } else {
+    (void)f;
+    return false;
+  }
+}
 }  // namespace detail
+
+template <class Port, class Config>
+class event_loop;
 
 // Move-only type erasure over a fixed inline buffer. The buffer is part of the object, so storing a
 // callback never allocates; a callable that does not fit is rejected at compile time.
 template <class R, class... Args, std::size_t Bytes>
 class inplace_function<R(Args...), Bytes> {
-  struct operations {
-    R (*invoke)(void*, Args...);
+  // What moving and destroying a callable takes, for those that are not trivially copyable (the
+  // common lambda capturing pointers is, and then has none: moving copies the bytes, destroying
+  // does nothing). Trivially copyable implies trivially destructible, so destroy is never null.
+  struct management {
     void (*relocate)(void* to, void* from) noexcept;  // move-construct into `to`, destroy `from`
     void (*destroy)(void*) noexcept;
   };
@@ -236,12 +267,8 @@ class inplace_function<R(Args...), Bytes> {
   static void destroy_as(void* p) noexcept {
     static_cast<F*>(p)->~F();
   }
-  // Trivially copyable callables (the common lambda capturing pointers) need neither a relocate
-  // nor a destroy call: a null entry tells take() to copy the bytes and reset() to do nothing.
   template <class F>
-  static constexpr operations operations_for{
-      &invoke_as<F>, std::is_trivially_copyable_v<F> ? nullptr : &relocate_as<F>,
-      std::is_trivially_destructible_v<F> ? nullptr : &destroy_as<F>};
+  static constexpr management management_for{&relocate_as<F>, &destroy_as<F>};
 
  public:
   static constexpr std::size_t capacity = Bytes;
@@ -253,6 +280,38 @@ class inplace_function<R(Args...), Bytes> {
             class = std::enable_if_t<!detail::is_inplace_function<D>::value &&
                                      std::is_invocable_r_v<R, D&, Args...>>>
   inplace_function(F&& f) noexcept {
+    emplace_empty(static_cast<F&&>(f));
+  }
+
+  TINYLOOP_ALWAYS_INLINE inplace_function(inplace_function&& other) noexcept { take(other); }
+  TINYLOOP_ALWAYS_INLINE inplace_function& operator=(inplace_function&& other) noexcept {
+    if (this != &other) {
+      reset();
+      take(other);
+    }
+    return *this;
+  }
+  inplace_function& operator=(std::nullptr_t) noexcept {
+    reset();
+    return *this;
+  }
+  inplace_function(const inplace_function&) = delete;
+  inplace_function& operator=(const inplace_function&) = delete;
+  ~inplace_function() { reset(); }
+
+  explicit operator bool() const noexcept { return invoke_ != nullptr; }
+
+  // Calling an empty inplace_function is a precondition violation; the loop never does it.
+  R operator()(Args... args) { return invoke_(storage_, static_cast<Args&&>(args)...); }
+
+ private:
+  template <class, class>
+  friend class event_loop;
+
+  // Builds `f` in this one, which must be empty. Its manage_ is null already, so a trivially
+  // copyable callable costs two stores: its bytes and invoke_ (the loop builds timers this way).
+  template <class F, class D = std::decay_t<F>>
+  TINYLOOP_ALWAYS_INLINE void emplace_empty(F&& f) noexcept {
     static_assert(sizeof(D) <= Bytes,
                   "tinyloop: this callable's captures do not fit in the callback's inline storage. "
                   "Capture a pointer to a context struct instead, or raise callback_bytes in your "
@@ -273,51 +332,35 @@ class inplace_function<R(Args...), Bytes> {
     if constexpr (sizeof(D) <= Bytes && alignof(D) <= alignof(std::max_align_t) &&
                   std::is_nothrow_move_constructible_v<D>) {
       ::new (static_cast<void*>(storage_)) D(static_cast<F&&>(f));
-      ops_ = &operations_for<D>;
+      invoke_ = &invoke_as<D>;
+      if constexpr (!std::is_trivially_copyable_v<D>) manage_ = &management_for<D>;
     }
   }
 
-  TINYLOOP_ALWAYS_INLINE inplace_function(inplace_function&& other) noexcept { take(other); }
-  TINYLOOP_ALWAYS_INLINE inplace_function& operator=(inplace_function&& other) noexcept {
-    if (this != &other) {
-      reset();
-      take(other);
-    }
-    return *this;
-  }
-  inplace_function& operator=(std::nullptr_t) noexcept {
-    reset();
-    return *this;
-  }
-  inplace_function(const inplace_function&) = delete;
-  inplace_function& operator=(const inplace_function&) = delete;
-  ~inplace_function() { reset(); }
-
-  explicit operator bool() const noexcept { return ops_ != nullptr; }
-
-  // Calling an empty inplace_function is a precondition violation; the loop never does it.
-  R operator()(Args... args) { return ops_->invoke(storage_, static_cast<Args&&>(args)...); }
-
- private:
+  // Destroying a trivially copyable callable (manage_ null) is a single store.
   TINYLOOP_ALWAYS_INLINE void reset() noexcept {
-    if (ops_ != nullptr) {
-      if (ops_->destroy != nullptr) ops_->destroy(storage_);
-      ops_ = nullptr;
+    if (manage_ != nullptr) {
+      manage_->destroy(storage_);
+      manage_ = nullptr;
     }
+    invoke_ = nullptr;
   }
+  // Precondition: this one is empty. Copying an empty `other`'s bytes is harmless (unsigned char).
   TINYLOOP_ALWAYS_INLINE void take(inplace_function& other) noexcept {
-    if (other.ops_ != nullptr) {
-      if (other.ops_->relocate != nullptr)
-        other.ops_->relocate(storage_, other.storage_);
-      else
-        __builtin_memcpy(storage_, other.storage_, sizeof storage_);
-      ops_ = other.ops_;
-      other.ops_ = nullptr;
+    if (other.manage_ != nullptr) {
+      other.manage_->relocate(storage_, other.storage_);
+      manage_ = other.manage_;
+      other.manage_ = nullptr;
+    } else {
+      __builtin_memcpy(storage_, other.storage_, sizeof storage_);
     }
+    invoke_ = other.invoke_;
+    other.invoke_ = nullptr;
   }
 
   alignas(std::max_align_t) unsigned char storage_[Bytes > 0 ? Bytes : 1];
-  const operations* ops_ = nullptr;
+  R (*invoke_)(void*, Args...) = nullptr;  // null: empty
+  const management* manage_ = nullptr;     // null: empty, or trivially copyable
 };
 
 namespace detail {
@@ -501,17 +544,17 @@ class timer_heap {
   static constexpr std::uint32_t npos = 0xffffffffu;
 
   timer_heap() noexcept {
-    for (std::uint32_t& c : chain_of_) c = unqueued;  // a loop, not `= {}`: see slot_table()
+    for (std::size_t i = 0; i < N; ++i) position_[i] = unqueued;  // a loop, not `= {}`: see slot_table()
   }
 
   // Queued nodes, counted (O(N), for tests: the loop counts its timers in its slot table).
   std::size_t size() const noexcept {
     std::size_t n = 0;
-    for (std::size_t i = 0; i < N; ++i) n += chain_of_[i] != unqueued;
+    for (std::size_t i = 0; i < N; ++i) n += position_[i] != unqueued;
     return n;
   }
   bool empty() const noexcept { return heap_size_ == 0; }
-  bool contains(std::uint32_t node) const noexcept { return node < N && chain_of_[node] != unqueued; }
+  bool contains(std::uint32_t node) const noexcept { return node < N && position_[node] != unqueued; }
 
   // Precondition: !empty().
   const Key& top_deadline() const noexcept { return heap_[0].deadline; }
@@ -530,7 +573,6 @@ class timer_heap {
       newest_ = node;
       newest_deadline_ = deadline;
     }
-    chain_of_[node] = alone;
     const std::size_t i = heap_size_++;
     const entry e{deadline, sequence, node};
     // Every queued sequence is smaller than this one, so only a smaller deadline moves it up.
@@ -546,7 +588,7 @@ class timer_heap {
   TINYLOOP_ALWAYS_INLINE std::uint32_t pop_top() noexcept {
     const std::uint32_t ref = heap_[0].ref;
     if (Chains && ref >= N) return pop_chain_head(ref - N);
-    chain_of_[ref] = unqueued;
+    position_[ref] = unqueued;
     if constexpr (Chains)
       if (newest_ == ref) newest_ = npos;
     if (--heap_size_ != 0) sift_down(0, heap_[heap_size_]);
@@ -554,14 +596,14 @@ class timer_heap {
   }
 
   TINYLOOP_ALWAYS_INLINE void erase(std::uint32_t node) noexcept {
-    if (!contains(node)) return;
-    const std::uint32_t k = chain_of_[node];
-    if (Chains && k != alone) {
-      erase_from_chain(node, k - first_chain);
+    if (node >= N) return;
+    const std::uint32_t where = position_[node];
+    if ((where & in_chain) != 0) {  // not queued (unqueued has the bit too), or in a chain
+      if (Chains && where != unqueued) erase_from_chain(node, where & ~in_chain);
       return;
     }
-    chain_of_[node] = unqueued;
-    drop_entry(node);
+    position_[node] = unqueued;
+    drop_entry(node, where);
   }
 
  private:
@@ -571,11 +613,11 @@ class timer_heap {
     std::uint64_t sequence;
     std::uint32_t ref;
   };
-  // chain_of_ values: unqueued for a node not queued (what the constructor sets), then a lone
-  // node, then first_chain + the node's chain.
-  static constexpr std::uint32_t unqueued = 0;
-  static constexpr std::uint32_t alone = 1;
-  static constexpr std::uint32_t first_chain = 2;
+  // position_[node] for a node (< N) says where it is queued: its heap index when it is an entry
+  // alone, in_chain | its chain's index when it is in a chain, unqueued when it is not queued. One
+  // word, so that cancelling a lone timer reads one word to learn both that it is queued and where.
+  static constexpr std::uint32_t in_chain = 0x80000000u;  // indices stay below: N < 2^31
+  static constexpr std::uint32_t unqueued = 0xffffffffu;
 
   std::uint32_t first_node(std::uint32_t ref) const noexcept {
     if constexpr (Chains) return ref < N ? ref : chain_head_[ref - N];
@@ -592,7 +634,7 @@ class timer_heap {
     next_[node] = npos;
     next_[chain_tail_[c]] = node;
     chain_tail_[c] = node;
-    chain_of_[node] = c + first_chain;
+    position_[node] = in_chain | c;
   }
 
   std::uint32_t make_chain(std::uint32_t node) noexcept {
@@ -603,8 +645,8 @@ class timer_heap {
       c = fresh_chain_++;
     chain_head_[c] = chain_tail_[c] = node;
     next_[node] = npos;  // a chain's first node has no prev_ (never read: see erase_from_chain())
-    chain_of_[node] = c + first_chain;
     const std::uint32_t at = position_[node];
+    position_[node] = in_chain | c;
     sequence_[node] = heap_[at].sequence;
     heap_[at].ref = N + c;
     position_[N + c] = at;
@@ -615,7 +657,7 @@ class timer_heap {
   std::uint32_t pop_chain_head(std::uint32_t c) noexcept {
     const std::uint32_t node = chain_head_[c];
     const std::uint32_t n = next_[node];
-    chain_of_[node] = unqueued;
+    position_[node] = unqueued;
     chain_head_[c] = n;
     if (n == npos) {
       drop_chain(c);
@@ -626,13 +668,13 @@ class timer_heap {
   }
 
   void drop_chain(std::uint32_t c) noexcept {
-    drop_entry(N + c);
+    drop_entry(N + c, position_[N + c]);
     chain_head_[c] = free_chain_;
     free_chain_ = c;
   }
 
   void erase_from_chain(std::uint32_t node, std::uint32_t c) noexcept {
-    chain_of_[node] = unqueued;
+    position_[node] = unqueued;
     const bool first = chain_head_[c] == node;
     const std::uint32_t p = first ? npos : prev_[node];
     const std::uint32_t n = next_[node];
@@ -649,10 +691,10 @@ class timer_heap {
     }
   }
 
-  TINYLOOP_ALWAYS_INLINE void drop_entry(std::uint32_t ref) noexcept {
+  // Removes the entry `ref`, which is at heap index i.
+  TINYLOOP_ALWAYS_INLINE void drop_entry(std::uint32_t ref, std::size_t i) noexcept {
     if constexpr (Chains)
       if (newest_ == ref) newest_ = npos;
-    const std::size_t i = position_[ref];
     if (i != --heap_size_) refill(i, heap_[heap_size_]);
   }
 
@@ -699,8 +741,7 @@ class timer_heap {
   std::size_t heap_size_ = 0;
   std::uint32_t newest_ = npos;                // ref of the entry armed last, while it is queued
   Key newest_deadline_{};                      // its deadline
-  std::uint32_t position_[N + chain_slots];   // ref -> heap index
-  std::uint32_t chain_of_[N];                 // see unqueued, alone, first_chain
+  std::uint32_t position_[N + chain_slots];   // node: see in_chain; N + chain: its entry's heap index
   // Per chain (free chains are linked through chain_head_), and per node for chain members.
   std::uint32_t chain_head_[chain_slots];
   std::uint32_t chain_tail_[chain_slots];
@@ -2280,24 +2321,31 @@ class event_loop {
 
   template <class Rep, class Period>
   result<timer_id> after(std::chrono::duration<Rep, Period> delay, callback cb) noexcept {
-    assert_loop_thread();
-    return arm(detail::add_saturating(now_, detail::ceil_saturating<duration>(delay)), duration::zero(),
-               static_cast<callback&&>(cb));
+    return after_impl(delay, static_cast<callback&&>(cb));
   }
-
   template <class Rep, class Period>
   result<timer_id> every(std::chrono::duration<Rep, Period> period, callback cb) noexcept {
-    assert_loop_thread();
-    const duration p = detail::ceil_saturating<duration>(period);
-    if (p <= duration::zero()) return errc::invalid_argument;
-    return arm(detail::add_saturating(now_, p), p, static_cast<callback&&>(cb));
+    return every_impl(period, static_cast<callback&&>(cb));
+  }
+  result<timer_id> at(time_point deadline, callback cb) noexcept {
+    return at_impl(deadline, static_cast<callback&&>(cb));
   }
 
-  result<timer_id> at(time_point deadline, callback cb) noexcept {
-    assert_loop_thread();
-    // A deadline in the past is due now. Clamping keeps it behind the timers that are due in the
-    // current iteration, which only a timer armed before the iteration may be.
-    return arm(deadline < now_ ? now_ : deadline, duration::zero(), static_cast<callback&&>(cb));
+  // The same three for a callable that is not a callback yet (a lambda, a function): it is built
+  // straight into the timer's slot instead of into a temporary that is then moved there. Overload
+  // resolution prefers these (no conversion); they accept exactly what the callback parameter
+  // accepts, and behave the same.
+  template <class Rep, class Period, class F, class = detail::enable_if_direct<F, callback>>
+  result<timer_id> after(std::chrono::duration<Rep, Period> delay, F&& f) noexcept {
+    return after_impl(delay, static_cast<F&&>(f));
+  }
+  template <class Rep, class Period, class F, class = detail::enable_if_direct<F, callback>>
+  result<timer_id> every(std::chrono::duration<Rep, Period> period, F&& f) noexcept {
+    return every_impl(period, static_cast<F&&>(f));
+  }
+  template <class F, class = detail::enable_if_direct<F, callback>>
+  result<timer_id> at(time_point deadline, F&& f) noexcept {
+    return at_impl(deadline, static_cast<F&&>(f));
   }
 
   errc cancel(timer_id id) noexcept {
@@ -2631,7 +2679,9 @@ class event_loop {
     std::size_t ran = 0;
 #if !defined(__OPTIMIZE_SIZE__)
     if (first_phase_ == 0) {  // the usual case, spelled out so that each phase's test is inlined
-      auto stopped_after = [&](unsigned phase) noexcept {
+      // Forced inline: GCC's own choice flips with unrelated changes elsewhere and then every
+      // iteration pays five calls (+100 instructions per iteration, measured).
+      auto stopped_after = [&](unsigned phase) noexcept TINYLOOP_LAMBDA_INLINE {
         ran += run_phase(phase);
         if (!stopping()) return false;
         first_phase_ = (phase + 1) % phase_count;
@@ -2733,15 +2783,44 @@ class event_loop {
     return ran;
   }
 
-  TINYLOOP_ALWAYS_INLINE result<timer_id> arm(time_point deadline, duration period, callback&& cb) noexcept {
-    if (!cb) return errc::invalid_argument;
+  template <class Rep, class Period, class F>
+  TINYLOOP_ALWAYS_INLINE result<timer_id> after_impl(std::chrono::duration<Rep, Period> delay, F&& f) noexcept {
+    assert_loop_thread();
+    return arm(detail::add_saturating(now_, detail::ceil_saturating<duration>(delay)), duration::zero(),
+               static_cast<F&&>(f));
+  }
+
+  template <class Rep, class Period, class F>
+  TINYLOOP_ALWAYS_INLINE result<timer_id> every_impl(std::chrono::duration<Rep, Period> period, F&& f) noexcept {
+    assert_loop_thread();
+    const duration p = detail::ceil_saturating<duration>(period);
+    if (p <= duration::zero()) return errc::invalid_argument;
+    return arm(detail::add_saturating(now_, p), p, static_cast<F&&>(f));
+  }
+
+  template <class F>
+  TINYLOOP_ALWAYS_INLINE result<timer_id> at_impl(time_point deadline, F&& f) noexcept {
+    assert_loop_thread();
+    // A deadline in the past is due now. Clamping keeps it behind the timers that are due in the
+    // current iteration, which only a timer armed before the iteration may be.
+    return arm(deadline < now_ ? now_ : deadline, duration::zero(), static_cast<F&&>(f));
+  }
+
+  // `f` is a callback (moved into the slot) or any callable a callback can be built from (built in
+  // the slot). Only a callback or a pointer can be empty; the test compiles away for the rest.
+  template <class F>
+  TINYLOOP_ALWAYS_INLINE result<timer_id> arm(time_point deadline, duration period, F&& f) noexcept {
+    if (detail::is_empty_callable(f)) return errc::invalid_argument;
     const std::uint32_t i = timers_.acquire();
     if (i == timers_.npos) return errc::full;
     timer& t = timers_[i];
     t.period = period;
     // A free slot's callback is always empty (cancel() and fire_timers() leave it so), so the new
-    // one is constructed over it: nothing to destroy, no self-move check.
-    ::new (static_cast<void*>(&t.cb)) callback(static_cast<callback&&>(cb));
+    // one is built in it: nothing to destroy, no self-move check.
+    if constexpr (detail::is_inplace_function<std::decay_t<F>>::value)
+      t.cb.take(f);
+    else
+      t.cb.emplace_empty(static_cast<F&&>(f));
     heap_.push(i, deadline, next_sequence_++);
     return timer_id(i, timers_.generation(i));
   }
