@@ -398,7 +398,7 @@ constexpr To ceil_saturating(std::chrono::duration<Rep, Period> d) noexcept {
     if (r != 0) {
       // r <= den - 1, so r * num + den - 1 fits whenever (den - 1) * (num + 1) does: decided at compile time,
       // so ordinary ratios compile to the plain expression and only exotic ones get the wide fallback.
-      constexpr bool fits = den == 1 || num <= std::numeric_limits<std::uintmax_t>::max() / (den - 1) - 1;
+      constexpr bool fits = den == 1 || num <= std::numeric_limits<std::uintmax_t>::max() / (den > 1 ? den - 1 : 1) - 1;
       std::uintmax_t extra = 0;
       if constexpr (fits) {
         extra = (r * num + den - 1) / den;
@@ -545,6 +545,7 @@ class timer_heap {
 
   timer_heap() noexcept {
     for (std::size_t i = 0; i < N; ++i) position_[i] = unqueued;  // a loop, not `= {}`: see slot_table()
+    heap_[0] = entry{lowest_key(), 0, npos};
   }
 
   // Queued nodes, counted (O(N), for tests: the loop counts its timers in its slot table).
@@ -557,9 +558,9 @@ class timer_heap {
   bool contains(std::uint32_t node) const noexcept { return node < N && position_[node] != unqueued; }
 
   // Precondition: !empty().
-  const Key& top_deadline() const noexcept { return heap_[0].deadline; }
-  std::uint64_t top_sequence() const noexcept { return heap_[0].sequence; }
-  std::uint32_t top_node() const noexcept { return first_node(heap_[0].ref); }
+  const Key& top_deadline() const noexcept { return heap_[1].deadline; }
+  std::uint64_t top_sequence() const noexcept { return heap_[1].sequence; }
+  std::uint32_t top_node() const noexcept { return first_node(heap_[1].ref); }
 
   // Preconditions: the node is not queued, and `sequence` is larger than any pushed before.
   // The common cases (a lone entry that stays where it lands: a timer later than its parent, the
@@ -573,10 +574,11 @@ class timer_heap {
       newest_ = node;
       newest_deadline_ = deadline;
     }
-    const std::size_t i = heap_size_++;
+    const std::size_t i = ++heap_size_;
     const entry e{deadline, sequence, node};
-    // Every queued sequence is smaller than this one, so only a smaller deadline moves it up.
-    if (i > 0 && deadline < heap_[(i - 1) / 4].deadline)
+    // Every queued sequence is smaller than this one, so only a smaller deadline moves it up
+    // (never past the sentinel: the first entry's parent is it).
+    if (deadline < heap_[parent(i)].deadline)
       sift_up(i, e);
     else
       place(i, e);
@@ -586,12 +588,12 @@ class timer_heap {
 
   // Removes the first node of the top entry and returns it. Precondition: !empty().
   TINYLOOP_ALWAYS_INLINE std::uint32_t pop_top() noexcept {
-    const std::uint32_t ref = heap_[0].ref;
+    const std::uint32_t ref = heap_[1].ref;
     if (Chains && ref >= N) return pop_chain_head(ref - N);
     position_[ref] = unqueued;
     if constexpr (Chains)
       if (newest_ == ref) newest_ = npos;
-    if (--heap_size_ != 0) sift_down(0, heap_[heap_size_]);
+    if (--heap_size_ != 0) sift_down(1, heap_[heap_size_ + 1]);
     return ref;
   }
 
@@ -662,7 +664,7 @@ class timer_heap {
     if (n == npos) {
       drop_chain(c);
     } else {
-      heap_[0].sequence = sequence_[n];  // stays the top: see erase_from_chain()
+      heap_[1].sequence = sequence_[n];  // stays the top: see erase_from_chain()
     }
     return node;
   }
@@ -695,15 +697,26 @@ class timer_heap {
   TINYLOOP_ALWAYS_INLINE void drop_entry(std::uint32_t ref, std::size_t i) noexcept {
     if constexpr (Chains)
       if (newest_ == ref) newest_ = npos;
-    if (i != --heap_size_) refill(i, heap_[heap_size_]);
+    const std::size_t last = heap_size_--;
+    if (i != last) refill(i, heap_[last]);
   }
 
   // Puts `last` (the entry that was at the end) into the hole at i.
   void refill(std::size_t i, const entry& last) noexcept {
-    if (i > 0 && less(last, heap_[(i - 1) / 4]))
+    if (less(last, heap_[parent(i)]))
       sift_up(i, last);
     else
       sift_down(i, last);
+  }
+
+  // Entries sit at 1..heap_size_; the children of i are 4i-2 .. 4i+1. heap_[0] is a sentinel with
+  // the lowest key, so moving up needs no test for the root.
+  static constexpr std::size_t parent(std::size_t i) noexcept { return (i + 2) / 4; }
+  static constexpr Key lowest_key() noexcept {
+    if constexpr (std::numeric_limits<Key>::is_specialized)
+      return std::numeric_limits<Key>::lowest();
+    else
+      return Key::min();
   }
 
   static bool less(const entry& a, const entry& b) noexcept {
@@ -714,19 +727,19 @@ class timer_heap {
     position_[e.ref] = static_cast<std::uint32_t>(i);
   }
   void sift_up(std::size_t i, const entry e) noexcept {
-    while (i > 0) {
-      const std::size_t parent = (i - 1) / 4;
-      if (!less(e, heap_[parent])) break;
-      place(i, heap_[parent]);
-      i = parent;
+    for (;;) {  // ends at the root at the latest: nothing is less than the sentinel
+      const std::size_t p = parent(i);
+      if (!less(e, heap_[p])) break;
+      place(i, heap_[p]);
+      i = p;
     }
     place(i, e);
   }
   void sift_down(std::size_t i, entry e) noexcept {
     for (;;) {
-      const std::size_t first = 4 * i + 1;
-      if (first >= heap_size_) break;
-      const std::size_t last = first + 4 < heap_size_ ? first + 4 : heap_size_;
+      const std::size_t first = 4 * i - 2;
+      if (first > heap_size_) break;
+      const std::size_t last = first + 4 <= heap_size_ ? first + 4 : heap_size_ + 1;
       std::size_t best = first;
       for (std::size_t c = first + 1; c < last; ++c)
         if (less(heap_[c], heap_[best])) best = c;
@@ -737,7 +750,7 @@ class timer_heap {
     place(i, e);
   }
 
-  entry heap_[N];
+  entry heap_[N + 1];
   std::size_t heap_size_ = 0;
   std::uint32_t newest_ = npos;                // ref of the entry armed last, while it is queued
   Key newest_deadline_{};                      // its deadline
@@ -2681,7 +2694,7 @@ class event_loop {
     if (first_phase_ == 0) {  // the usual case, spelled out so that each phase's test is inlined
       // Forced inline: GCC's own choice flips with unrelated changes elsewhere and then every
       // iteration pays five calls (+100 instructions per iteration, measured).
-      auto stopped_after = [&](unsigned phase) noexcept TINYLOOP_LAMBDA_INLINE {
+      auto stopped_after = [&](unsigned phase) TINYLOOP_LAMBDA_INLINE {
         ran += run_phase(phase);
         if (!stopping()) return false;
         first_phase_ = (phase + 1) % phase_count;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace timer_tests {
@@ -562,6 +563,83 @@ TYPED_TEST_P(timers, timer_callback_destroyed_after_firing) {
   EXPECT_EQ(runs, 1);
 }
 
+namespace {
+int plain_function_runs = 0;
+void plain_function() { ++plain_function_runs; }
+}  // namespace
+
+// after/every/at take a callback (the contract's signature) and, through a second overload, any
+// callable a callback can be made of, built straight into the timer's slot. Both must accept and
+// reject the same arguments and run them the same way.
+TYPED_TEST_P(timers, every_kind_of_callable_is_accepted_alike) {
+  using loop_t = tltest::loop_for<TypeParam>;
+  using callback = typename loop_t::callback;
+  loop_t loop;
+  plain_function_runs = 0;
+  std::vector<int> order;
+  auto lvalue = [&order] { order.push_back(2); };
+  callback made([&order] { order.push_back(4); });
+  const auto t = TypeParam::tick;
+  ASSERT_TRUE(loop.after(t, [&order] { order.push_back(1); }));             // a lambda, built in place
+  ASSERT_TRUE(loop.after(t, lvalue));                                      // copied; ours is untouched
+  ASSERT_TRUE(loop.after(t, callback([&order] { order.push_back(3); })));  // the contract's overload
+  ASSERT_TRUE(loop.after(t, std::move(made)));
+  EXPECT_FALSE(made) << "a callback passed by rvalue is moved from";
+  ASSERT_TRUE(loop.after(t, &plain_function));  // a function pointer
+  ASSERT_TRUE(loop.after(t, plain_function));   // a function by name
+  // The empty ones: errc::invalid_argument whichever overload takes them, and nothing disturbed.
+  void (*null_function)() = nullptr;
+  EXPECT_EQ(loop.after(t, null_function).error(), errc::invalid_argument);
+  EXPECT_EQ(loop.every(t, null_function).error(), errc::invalid_argument);
+  EXPECT_EQ(loop.at(loop.now(), null_function).error(), errc::invalid_argument);
+  EXPECT_EQ(loop.after(t, nullptr).error(), errc::invalid_argument);
+  EXPECT_EQ(loop.after(t, {}).error(), errc::invalid_argument);
+  EXPECT_EQ(loop.after(t, callback{}).error(), errc::invalid_argument);
+  EXPECT_EQ(loop.pending_timers(), 6u);
+  EXPECT_EQ(loop.run(), errc::ok);
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4})) << "equal deadlines fire in arm order, whatever the overload";
+  EXPECT_EQ(plain_function_runs, 2);
+  lvalue();  // still ours
+  EXPECT_EQ(order.back(), 2);
+  // every() and at() take callables the same way.
+  int periodic = 0;
+  auto p = loop.every(t, [&] {
+    if (++periodic == 2) loop.stop();
+  });
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(loop.at(loop.now(), [&order] { order.push_back(5); }));
+  EXPECT_EQ(loop.run(), errc::ok);
+  EXPECT_EQ(periodic, 2);
+  EXPECT_EQ(order.back(), 5);
+  EXPECT_EQ(loop.cancel(p.value()), errc::ok);
+}
+
+// A callable that is not trivially copyable goes through the callback's move and destroy hooks:
+// each instance is destroyed once, whether the timer fires, is cancelled, is rejected or is
+// still pending when the loop ends, and whether it came as a callback or as itself.
+TYPED_TEST_P(timers, non_trivial_callables_live_exactly_once) {
+  using loop_t = tltest::loop_for<TypeParam, small_timers>;
+  using callback = typename loop_t::callback;
+  int runs = 0, destroyed = 0;
+  {
+    loop_t loop;
+    ASSERT_TRUE(loop.after(0ms, tltest::tracker(&runs, &destroyed)));            // fires
+    ASSERT_TRUE(loop.after(0ms, callback(tltest::tracker(&runs, &destroyed))));  // fires
+    auto cancelled = loop.after(1h, tltest::tracker(&runs, &destroyed));
+    ASSERT_TRUE(cancelled);
+    ASSERT_TRUE(loop.every(1h, tltest::tracker(&runs, &destroyed)));  // pending at the end
+    EXPECT_EQ(loop.after(0ms, tltest::tracker(&runs, &destroyed)).error(), errc::full);
+    EXPECT_EQ(destroyed, 1) << "the rejected one";
+    EXPECT_EQ(loop.cancel(cancelled.value()), errc::ok);
+    EXPECT_EQ(destroyed, 2);
+    EXPECT_EQ(loop.poll(), errc::ok);
+    EXPECT_EQ(runs, 2);
+    EXPECT_EQ(destroyed, 4) << "the two that fired";
+  }
+  EXPECT_EQ(destroyed, 5) << "the periodic one, with the loop";
+  EXPECT_EQ(runs, 2);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(timers, order, order_many_pseudo_random, equal_deadlines_fire_in_arm_order, never_early,
                             fractional_durations_round_up, zero_delay_armed_in_callback_fires_next_iteration,
                             zero_delay_rearm_runs_once_per_iteration, zero_delay_rearm_does_not_starve_io,
@@ -573,7 +651,8 @@ REGISTER_TYPED_TEST_SUITE_P(timers, order, order_many_pseudo_random, equal_deadl
                             cancel_other_timer_due_in_same_iteration, cancel_own_one_shot_inside_callback_is_safe,
                             cancel_periodic_inside_own_callback_stops_it, cancel_periodic_from_other_callback,
                             empty_callback_is_invalid_argument, full_is_rejected_and_nothing_disturbed,
-                            full_then_cancel_makes_room, ids_are_distinct, timer_callback_destroyed_after_firing);
+                            full_then_cancel_makes_room, ids_are_distinct, timer_callback_destroyed_after_firing,
+                            every_kind_of_callable_is_accepted_alike, non_trivial_callables_live_exactly_once);
 
 #if !defined(TLTEST_NO_INSTANTIATE)
 INSTANTIATE_TYPED_TEST_SUITE_P(timers, timers, tltest::all_ports, tltest::port_name);

@@ -37,6 +37,19 @@ void use_loop(Loop& loop) {
   (void)loop.every(std::chrono::seconds(1), [] {});
   (void)loop.at(loop.now() + std::chrono::microseconds(1), [] {});
 
+  // The contract's exact signatures (taking a callback) are still there: the overloads for other
+  // callables are additions, and naming the contract's by address must still pick one function.
+  using callback = typename Loop::callback;
+  using ms = std::chrono::milliseconds;
+  tinyloop::result<tinyloop::timer_id> (Loop::*after_fn)(ms, callback) noexcept =
+      &Loop::template after<ms::rep, ms::period>;
+  tinyloop::result<tinyloop::timer_id> (Loop::*every_fn)(ms, callback) noexcept =
+      &Loop::template every<ms::rep, ms::period>;
+  tinyloop::result<tinyloop::timer_id> (Loop::*at_fn)(typename Loop::time_point, callback) noexcept = &Loop::at;
+  (void)(loop.*after_fn)(5ms, callback([] {}));
+  (void)(loop.*every_fn)(5ms, callback([] {}));
+  (void)(loop.*at_fn)(loop.now(), callback([] {}));
+
   events interest = events::read | events::write;
   interest &= events::read;
   interest |= events::hangup;
