@@ -2581,8 +2581,10 @@ class event_loop {
   // that see it, the wake_pending_ exchange lets exactly one issue the port's wake() per sleep.
   // The model of this protocol that spin checks is in tests/model/.
   void notify() noexcept {
-    // A read that is an RMW (fetch_or 0): see above for why a plain load would not do.
-    if (sleeping_.fetch_or(0, std::memory_order_acq_rel) == 0) return;  // awake: it re-checks
+    // A read that is an RMW (adding 0): see above for why a plain load would not do. fetch_add,
+    // not fetch_or: x86 has no fetch-or that returns the old value, so that one compiles to a
+    // compare-exchange loop that retries while other producers write the line; this is one xadd.
+    if (sleeping_.fetch_add(0, std::memory_order_acq_rel) == 0) return;  // awake: it re-checks
     // acq_rel: the loop's exchange that clears the flag reads from ours, so our work happens-before
     // its next check even when we skip the wake.
     if (wake_pending_.exchange(true, std::memory_order_acq_rel)) return;

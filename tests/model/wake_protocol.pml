@@ -5,7 +5,7 @@
  * What is modelled:
  *   - NPRODUCERS producer threads; each posts POSTS_EACH callbacks, and producer 0 then calls wake().
  *     post():  claim a slot (the CAS on tail_), publish it (the slot's sequence store-release), then
- *     notify(): sleeping_.fetch_or(0, acq_rel); if it read 1, wake_pending_.exchange(true, acq_rel);
+ *     notify(): sleeping_.fetch_add(0, acq_rel); if it read 1, wake_pending_.exchange(true, acq_rel);
  *     if that read false, port.wake() (one write(2) on the eventfd).
  *     wake():  woken_ store, then notify().
  *   - the loop thread, one iterate() at a time: run a snapshot of the posts (size_approx() = claimed
@@ -27,7 +27,7 @@
  * Memory model. spin explores interleavings of atomic steps, i.e. sequential consistency. That is
  * sound for this protocol because every access that decides the handshake is a read-modify-write or
  * is ordered by one:
- *   - sleeping_ is touched by both sides with RMWs (the producer's fetch_or(0), the loop's exchange(1)).
+ *   - sleeping_ is touched by both sides with RMWs (the producer's fetch_add(0), the loop's exchange(1)).
  *     RMWs on one variable are totally ordered by its modification order and each reads the value
  *     written just before it, so they behave exactly as the SC steps of this model. If the producer's
  *     RMW is first, the loop's acquire exchange reads from its release (or from a later RMW in its
@@ -99,7 +99,7 @@ ltl all_done { <> (ran_posts == TOTAL && seen_wakes == WAKES) }
 
 /* notify(): called after the caller published its work. */
 inline notify_loop() {
-  /* sleeping_.fetch_or(0, acq_rel): one atomic step */
+  /* sleeping_.fetch_add(0, acq_rel): one atomic step */
 #ifndef BROKEN_NO_FENCE
   saw_sleeping = sleeping_;
 #endif
