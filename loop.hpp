@@ -2148,16 +2148,22 @@ struct signal_hub {
   // thread, reads them without a data race; lock-free so reading them is async-signal-safe.
   static inline std::atomic<signal_target*> owner[signal_limit] = {};
   static inline std::atomic<bool> pending[signal_limit] = {};
-  static_assert(std::atomic<signal_target*>::is_always_lock_free && std::atomic<bool>::is_always_lock_free,
+  // Handlers of each signal running right now, on any thread (see release()).
+  static inline std::atomic<unsigned> running[signal_limit] = {};
+  static_assert(std::atomic<signal_target*>::is_always_lock_free && std::atomic<bool>::is_always_lock_free &&
+                    std::atomic<unsigned>::is_always_lock_free,
                 "tinyloop: signal delivery needs lock-free atomics");
 
   static void handler(int signo) noexcept {
     if (signo <= 0 || signo >= signal_limit) return;
     const int saved = errno;  // write(2) in notify may change it under the interrupted code
+    // seq_cst, with the load below and release()'s store and load: see release().
+    running[signo].fetch_add(1, std::memory_order_seq_cst);
     // relaxed: published to the loop by notify's release of the loop's own flag.
     pending[signo].store(true, std::memory_order_relaxed);
-    // acquire: pairs with the release in claim(), so the target is fully set up.
-    if (signal_target* t = owner[signo].load(std::memory_order_acquire)) t->notify(t->context);
+    // seq_cst (so also acquire: pairs with the release in claim(), the target is fully set up).
+    if (signal_target* t = owner[signo].load(std::memory_order_seq_cst)) t->notify(t->context);
+    running[signo].fetch_sub(1, std::memory_order_release);
     errno = saved;
   }
 
@@ -2177,8 +2183,17 @@ struct signal_hub {
     pending[signo].store(false, std::memory_order_relaxed);
     return true;
   }
+  // After release() returns no handler touches the owner any more, so the loop may go away. A
+  // handler on another thread may have read the owner just before, and be anywhere in notify()
+  // (preempted, even): release() waits for it. In the single order of seq_cst operations, either
+  // the handler's increment comes before our load of `running` (we wait for its decrement) or
+  // after it, and then its load of the owner comes after our store (it reads null or a new owner).
+  // The wait ends: the caller has restored the previous disposition first (or never installed
+  // ours), so no new handler of ours starts, and a running one only sets flags and writes a
+  // descriptor.
   static void release(int signo) noexcept {
-    owner[signo].store(nullptr, std::memory_order_release);
+    owner[signo].store(nullptr, std::memory_order_seq_cst);
+    while (running[signo].load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
     pending[signo].store(false, std::memory_order_relaxed);
   }
   // Loop thread: was the signal raised since the last call?

@@ -10,7 +10,10 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <fcntl.h>
+#include <memory>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
@@ -294,6 +297,49 @@ TYPED_TEST(fault, signal_storm_during_every_wait) {
   while (reads == 0) ASSERT_EQ(loop.run_once(), errc::ok);
 
   EXPECT_GT(handler.count().load(), 0);
+}
+
+// A signal handler on another thread is still inside the loop (here: in the port's wake(), for
+// 50 ms after waking the loop) when the loop, which already ran the signal's callback, unwatches
+// the signal or is destroyed. Both wait for the handler to leave; before they did, the handler
+// then wrote to freed memory (ASan: heap-use-after-free in wake()).
+TYPED_TEST(fault, a_handler_still_running_keeps_the_loop_alive_until_it_leaves) {
+  using loop_t = typename TestFixture::loop_t;
+  for (const bool unwatch_first : {true, false}) {
+    SCOPED_TRACE(unwatch_first ? "unwatch_signal, then destroy" : "destroy while watching");
+    // SIGUSR2 reaches only the receiver thread: blocked here, unblocked there.
+    sigset_t usr2, saved;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &usr2, &saved), 0);
+    tltest::gate receiver_ready, receiver_may_exit;
+    std::thread receiver([&] {
+      ::pthread_sigmask(SIG_UNBLOCK, &usr2, nullptr);
+      receiver_ready.open();
+      receiver_may_exit.wait();
+    });
+    receiver_ready.wait();
+    auto loop = std::make_unique<loop_t>();  // on the heap, so that ASan sees a use after the free
+    tlfault::plan& plan = loop->port().plan();
+    plan.linger_after_wake = 50ms;
+    int callbacks = 0;
+    ASSERT_EQ(loop->watch_signal(SIGUSR2, [&callbacks](int) { ++callbacks; }), errc::ok);
+    // The handler wakes the loop only while it sleeps: send once the loop thread is in its wait.
+    std::thread sender([&] {
+      plan.waits_entered.wait_for(1);
+      ::pthread_kill(receiver.native_handle(), SIGUSR2);
+    });
+    while (callbacks == 0) ASSERT_EQ(loop->run_once(), errc::ok);
+    sender.join();
+    if (unwatch_first) {
+      ASSERT_EQ(loop->unwatch_signal(SIGUSR2), errc::ok);
+      EXPECT_EQ(plan.wakes_finished.load(), 1) << "unwatch_signal() returned before the handler left";
+    }
+    loop.reset();
+    receiver_may_exit.open();
+    receiver.join();
+    ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  }
 }
 
 // Every wake() meets a full wake channel (EAGAIN on the pipe; the eventfd counter just grows): the

@@ -5,6 +5,8 @@
 //   l.port().plan().fail_add(ENOMEM);          // the next add() fails as the OS would: os_error, errno ENOMEM
 //   l.port().plan().fail_wait(EBADF, 2);       // the next two waits fail
 //   l.port().plan().saturate_wake = true;      // fill the wake channel so the real write sees EAGAIN
+//   l.port().plan().linger_after_wake = 50ms;  // wake() stays inside the port that long after waking
+//                                              // the loop, then writes to it (a preempted handler)
 //   tlfault::open_failure = EMFILE;            // the next backend open() fails (static: the loop opens
 //                                              // its port inside its constructor)
 //
@@ -22,10 +24,12 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <pthread.h>
 #include <thread>
+#include <time.h>
 
 namespace tlfault {
 
@@ -46,6 +50,11 @@ struct call_faults {
 struct plan {
   call_faults add, modify, remove, wait;
   bool saturate_wake = false;  // wake(): fill the wake channel first (a pipe then returns EAGAIN)
+  // wake(): after the real wake, sleep this long (nanosleep: async-signal-safe), then write to this
+  // plan. Models a signal handler preempted inside the loop's code while the loop, already woken,
+  // goes on and may be destroyed: the loop must not free itself under the handler.
+  std::chrono::microseconds linger_after_wake{0};
+  std::atomic<int> wakes_finished{0};
 
   // What happened (loop thread, except wakes).
   int injected = 0;
@@ -122,6 +131,13 @@ struct fault_port {
         for (int i = 0; i < (1 << 17); ++i) inner_.wake();
       }
       inner_.wake();
+      if (plan_.linger_after_wake.count() > 0) {
+        const auto us = plan_.linger_after_wake.count();
+        timespec ts{static_cast<time_t>(us / 1000000), static_cast<long>(us % 1000000) * 1000};
+        while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+        plan_.wakes_finished.fetch_add(1);  // after a use after free, ASan stops the test here
+      }
     }
 
     tlfault::plan& plan() noexcept { return plan_; }

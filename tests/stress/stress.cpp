@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <thread>
@@ -256,6 +257,60 @@ TEST(stress, signal_flood_coalesces_and_loop_keeps_running) {
   EXPECT_EQ(runs, 1);
   EXPECT_EQ(loop.unwatch_signal(SIGUSR1), errc::ok);
   std::printf("[ figures  ] %d signals in a burst gave %ld callbacks\n", TINYLOOP_STRESS_SIGNALS, signals.load());
+}
+
+// Loops that watch a signal are created and destroyed while a flood of it runs handlers on another
+// thread: unwatch_signal() and the destructor wait for handlers still inside the loop (the
+// deterministic check of that is tests/fault's a_handler_still_running_keeps_the_loop_alive_...),
+// and this checks that the wait always ends under a flood (the watchdog turns a hang into a failure)
+// and that no handler runs into a destroyed loop (ASan/TSan builds). 30,000 loops did not hit the
+// window before the wait existed: that is what the fault test is for.
+#ifndef TINYLOOP_STRESS_SIGNAL_LOOPS
+#define TINYLOOP_STRESS_SIGNAL_LOOPS 1000
+#endif
+TEST(stress, loops_destroyed_during_a_signal_flood) {
+  // The disposition left between loops: ignore-like, never the default (which ends the process).
+  struct sigaction quiet {}, previous {};
+  quiet.sa_handler = [](int) {};
+  sigemptyset(&quiet.sa_mask);
+  ASSERT_EQ(::sigaction(SIGUSR2, &quiet, &previous), 0);
+  // Only the receiver has SIGUSR2 unblocked; the loop thread (this one) and the sender block it.
+  sigset_t usr2;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  sigset_t saved_mask;
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &usr2, &saved_mask), 0);
+  std::atomic<bool> done{false};
+  std::atomic<long> progress{0};
+  watchdog dog(progress, "loops_destroyed_during_a_signal_flood");
+  std::thread receiver([&] {
+    ::pthread_sigmask(SIG_UNBLOCK, &usr2, nullptr);
+    while (!done.load(std::memory_order_relaxed)) std::this_thread::yield();
+  });
+  std::thread sender([&] {  // inherits the blocked mask from this thread
+    while (!done.load(std::memory_order_relaxed)) ::kill(::getpid(), SIGUSR2);
+  });
+  int callbacks = 0;
+  for (int i = 0; i < TINYLOOP_STRESS_SIGNAL_LOOPS; ++i) {
+    // On the heap, so that ASan sees an access after the delete.
+    auto loop = std::make_unique<tinyloop::event_loop<>>();
+    ASSERT_EQ(loop->watch_signal(SIGUSR2, [&callbacks](int) { ++callbacks; }), errc::ok);
+    // Until the flood reaches this loop: handlers are running on the receiver when it ends.
+    const int before = callbacks;
+    while (callbacks == before) ASSERT_EQ(loop->run_once(), errc::ok);
+    if (i % 2 == 0) {
+      ASSERT_EQ(loop->unwatch_signal(SIGUSR2), errc::ok);
+    }  // else the destructor unwatches
+    loop.reset();
+    progress.fetch_add(1);
+  }
+  done.store(true);
+  sender.join();
+  receiver.join();
+  ::pthread_sigmask(SIG_SETMASK, &saved_mask, nullptr);
+  ::sigaction(SIGUSR2, &previous, nullptr);
+  std::printf("[ figures  ] %d loops created and destroyed under a signal flood, %d callbacks\n",
+              TINYLOOP_STRESS_SIGNAL_LOOPS, callbacks);
 }
 
 // Lowers RLIMIT_NOFILE for the test's duration.
