@@ -90,7 +90,13 @@ struct queue {
 };
 
 queue queues[max_queues];  // static storage: zero-initialised, every slot free
+#if __cplusplus >= 202002L
+// C++20's std::atomic sets its value in a constexpr default constructor, so queue is no longer
+// trivial; its constructor being constexpr still makes the array constant-initialised.
+static_assert(std::is_nothrow_default_constructible<queue>::value, "constant-initialised, no start-up code");
+#else
 static_assert(std::is_trivially_default_constructible<queue>::value, "zero-initialised, no start-up code");
+#endif
 
 // ---- helpers ------------------------------------------------------------------------------------
 
