@@ -451,10 +451,21 @@ constexpr TimePoint add_saturating(TimePoint t, typename TimePoint::duration d) 
 
 namespace detail {
 
+// Where a new slot table's generations start: a different point for each table the process makes,
+// 2^32 / golden ratio apart (made even: even is free), so that an id from another loop finds a
+// generation its own slot will not reach for hundreds of millions of reuses rather than the same
+// 1, 3, 5... as every other loop. Loop-thread code, but loops live on many threads: atomic.
+inline std::uint32_t next_generation_base() noexcept {
+  static std::atomic<std::uint32_t> next{0};
+  return next.fetch_add(0x9e3779b8u, std::memory_order_relaxed);
+}
+
 // N nodes addressed by generation-checked ids. acquire/release are O(1) through an intrusive free
 // list, which starts empty: slots never used yet are handed out in order from `fresh_`, so the
-// constructor has no loop to run (it matters on a microcontroller's flash). A slot whose generation
-// would wrap is retired rather than reused, so a stale id can never match a later registration.
+// constructor has no loop to run (it matters on a microcontroller's flash). Generations start at
+// the table's base (see next_generation_base()) and step by one at each acquire (odd: live) and
+// release (even: free). A slot whose generation would come round to the base again is retired
+// rather than reused, so a stale id can never match a later registration.
 template <class Node, std::size_t N>
 class slot_table {
   static_assert(N >= 1 && N < 0xffffffffu, "tinyloop: a capacity must be between 1 and 2^32 - 2");
@@ -464,9 +475,12 @@ class slot_table {
 
   // A loop rather than `= {}`: GCC turns that into a memset call, and on a microcontroller a
   // program that needs no other memset would link one (~160 bytes) just for this.
-  slot_table() noexcept {
-    for (std::uint32_t& g : generation_) g = 0;
+  explicit slot_table(std::uint32_t base = next_generation_base()) noexcept : base_(base & ~1u) {
+    for (std::uint32_t& g : generation_) g = base_;
   }
+
+  // For tests of the retirement: as if free slot i had been acquired and released `uses` times.
+  void age(std::uint32_t i, std::uint32_t uses) noexcept { generation_[i] += 2 * uses; }
 
   static constexpr std::size_t capacity() noexcept { return N; }
   std::size_t size() const noexcept { return size_; }
@@ -495,7 +509,7 @@ class slot_table {
 
   // Puts an invalidated slot back on the free list, unless its generation is exhausted.
   void recycle(std::uint32_t i) noexcept {
-    if (generation_[i] == 0) return;  // wrapped: retired for good
+    if (generation_[i] == base_) return;  // came round: retired for good
     next_free_[i] = free_head_;
     free_head_ = i;
   }
@@ -511,10 +525,11 @@ class slot_table {
 
  private:
   Node nodes_[N];
-  std::uint32_t generation_[N];  // zeroed by the constructor
+  std::uint32_t generation_[N];  // base_ for every slot at first
   std::uint32_t next_free_[N];
   std::uint32_t free_head_ = npos;
   std::uint32_t fresh_ = 0;
+  std::uint32_t base_;  // even
   std::size_t size_ = 0;
 };
 

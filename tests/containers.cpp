@@ -77,6 +77,44 @@ TEST(slot_table, invalidated_id_stays_stale_after_reuse) {
   }
 }
 
+// Every table starts its generations somewhere else, so the first id of one table is no id of
+// another (the loop's promise that an id from another loop is not_found rests on this).
+TEST(slot_table, tables_start_their_generations_apart) {
+  slot_table<int, 2> a, b;
+  const std::uint32_t sa = a.acquire(), sb = b.acquire();
+  ASSERT_EQ(sa, sb);
+  EXPECT_NE(a.generation(sa), b.generation(sb));
+  EXPECT_FALSE(b.live(sa, a.generation(sa)));
+  EXPECT_FALSE(a.live(sb, b.generation(sb)));
+  EXPECT_EQ(a.generation(sa) & 1u, 1u) << "odd: live";
+}
+
+// A slot whose generation comes round to the table's base is retired: its stale ids could
+// otherwise match again. (2^31 real uses would take a minute; age() skips them.)
+TEST(slot_table, slot_retires_when_its_generation_comes_round) {
+  for (const std::uint32_t base : {0u, 0x12345678u, 0xfffffffeu}) {
+    SCOPED_TRACE(base);
+    slot_table<int, 2> t(base);
+    const std::uint32_t first = t.acquire();
+    const std::uint32_t first_generation = t.generation(first);
+    t.invalidate(first);
+    t.recycle(first);
+    t.age(first, 0x7fffffffu - 1);  // one use away from coming round
+    ASSERT_EQ(t.acquire(), first);
+    const std::uint32_t last_generation = t.generation(first);
+    EXPECT_TRUE(t.live(first, last_generation));
+    EXPECT_FALSE(t.live(first, first_generation));
+    t.invalidate(first);
+    t.recycle(first);  // its generation is the base again: retired, not recycled
+    EXPECT_EQ(t.generation(first), base);
+    const std::uint32_t other = t.acquire();
+    EXPECT_NE(other, first);
+    EXPECT_EQ(t.acquire(), t.npos) << "the retired slot is never handed out again";
+    EXPECT_FALSE(t.live(first, last_generation));
+    EXPECT_FALSE(t.live(first, first_generation));
+  }
+}
+
 TEST(slot_table, size_follows_acquire_and_invalidate) {
   slot_table<int, 3> t;
   const std::uint32_t a = t.acquire();

@@ -590,6 +590,24 @@ TYPED_TEST_P(io, stale_id_is_not_found_after_slot_reuse) {
   w.expect_still_reports(loop);
 }
 
+// Each loop's first source sits in slot 0, but the ids differ: an id from another loop is
+// not_found, and both registrations go on working.
+TYPED_TEST_P(io, id_from_another_loop_is_not_found) {
+  TLTEST_REQUIRE_FDS();
+  using loop_t = tltest::loop_for<TypeParam>;
+  loop_t a, b;
+  witness<TypeParam, loop_t> wa(a), wb(b);
+  EXPECT_EQ(wa.id.index(), wb.id.index());
+  EXPECT_NE(wa.id, wb.id);
+  EXPECT_EQ(b.modify(wa.id, events::none), errc::not_found);
+  EXPECT_EQ(b.remove(wa.id), errc::not_found);
+  EXPECT_EQ(a.remove(wb.id), errc::not_found);
+  EXPECT_EQ(a.active_sources(), 1u);
+  EXPECT_EQ(b.active_sources(), 1u);
+  wb.expect_still_reports(b);
+  wa.expect_still_reports(a);
+}
+
 TYPED_TEST_P(io, full_is_rejected_and_nothing_disturbed) {
   TLTEST_REQUIRE_FDS();
   using loop_t = tltest::loop_for<TypeParam, two_sources>;
@@ -750,7 +768,7 @@ REGISTER_TYPED_TEST_SUITE_P(io, readable_is_reported, writable_is_reported, read
                             fd_minus_one_is_invalid_argument, closed_fd_is_invalid_argument,
                             same_fd_twice_is_already_exists, same_fd_twice_paused_is_already_exists,
                             events_none_is_invalid_argument, empty_callback_is_invalid_argument,
-                            default_id_is_not_found, stale_id_is_not_found_after_slot_reuse,
+                            default_id_is_not_found, stale_id_is_not_found_after_slot_reuse, id_from_another_loop_is_not_found,
                             full_is_rejected_and_nothing_disturbed, callback_destroyed_on_remove,
                             loop_never_closes_user_fd, remove_after_user_closed_fd,
                             many_sources_ready_at_once_all_reported, busy_fd_does_not_starve_other_fds,

@@ -421,6 +421,32 @@ TYPED_TEST_P(timers, stale_ids_stay_not_found_after_slot_reuse) {
   EXPECT_EQ(runs, 51);
 }
 
+// Both loops hand out slots 0, 1, 2, but with different ids: cancelling with another loop's id is
+// not_found and cancels nothing.
+TYPED_TEST_P(timers, ids_of_another_loop_are_not_found) {
+  tltest::loop_for<TypeParam> a, b;
+  int runs_a = 0, runs_b = 0;
+  std::vector<tinyloop::timer_id> of_a, of_b;
+  for (int i = 0; i < 3; ++i) {
+    auto ra = a.after(TypeParam::tick, [&runs_a] { ++runs_a; });
+    auto rb = b.after(TypeParam::tick, [&runs_b] { ++runs_b; });
+    ASSERT_TRUE(ra && rb);
+    EXPECT_EQ(ra.value().index(), rb.value().index());
+    of_a.push_back(ra.value());
+    of_b.push_back(rb.value());
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(b.cancel(of_a[i]), errc::not_found);
+    EXPECT_EQ(a.cancel(of_b[i]), errc::not_found);
+  }
+  EXPECT_EQ(a.pending_timers(), 3u);
+  EXPECT_EQ(b.pending_timers(), 3u);
+  EXPECT_EQ(b.run(), errc::ok);
+  EXPECT_EQ(a.run(), errc::ok);
+  EXPECT_EQ(runs_a, 3);
+  EXPECT_EQ(runs_b, 3);
+}
+
 TYPED_TEST_P(timers, cancel_other_timer_due_in_same_iteration) {
   tltest::loop_for<TypeParam> loop;
   tinyloop::timer_id victim;
@@ -647,7 +673,7 @@ REGISTER_TYPED_TEST_SUITE_P(timers, order, order_many_pseudo_random, equal_deadl
                             every_skips_missed_periods, after_equals_at_now_plus_d, huge_durations_saturate,
                             huge_duration_does_not_block_shorter_timers, negative_duration_is_due_now,
                             cancel_pending_timer, cancel_twice_is_not_found, cancel_fired_timer_is_not_found,
-                            cancel_default_id_is_not_found, stale_ids_stay_not_found_after_slot_reuse,
+                            cancel_default_id_is_not_found, stale_ids_stay_not_found_after_slot_reuse, ids_of_another_loop_are_not_found,
                             cancel_other_timer_due_in_same_iteration, cancel_own_one_shot_inside_callback_is_safe,
                             cancel_periodic_inside_own_callback_stops_it, cancel_periodic_from_other_callback,
                             empty_callback_is_invalid_argument, full_is_rejected_and_nothing_disturbed,
