@@ -297,7 +297,9 @@ class inplace_function<R(Args...), Bytes> {
   }
   inplace_function(const inplace_function&) = delete;
   inplace_function& operator=(const inplace_function&) = delete;
-  ~inplace_function() { reset(); }
+  ~inplace_function() {
+    if (manage_ != nullptr) manage_->destroy(storage_);
+  }
 
   explicit operator bool() const noexcept { return invoke_ != nullptr; }
 
@@ -2290,30 +2292,13 @@ class event_loop {
   // ---- I/O readiness ------------------------------------------------------------------------
 
   result<source_id> add(int fd, events interest, io_callback cb) noexcept {
-    assert_loop_thread();
-    if constexpr (!Port::has_fds) {
-      return errc::unsupported;
-    } else {
-      if (status_ != errc::ok) return status_;
-      if (fd < 0 || !any(interest & (events::read | events::write)) || !cb) return errc::invalid_argument;
-      const std::uint32_t i = sources_.acquire();
-      if (i == sources_.npos) return errc::full;
-      const std::uint32_t gen = sources_.generation(i);
-      const errc e = port_.add(fd, interest, detail::make_token(i, gen));
-      if (e != errc::ok) {
-        os_errno_ = port_.last_errno();
-        sources_.invalidate(i);
-        sources_.recycle(i);
-        return e;
-      }
-      source& s = sources_[i];
-      s.fd = fd;
-      s.interest = interest;
-      s.cb = static_cast<io_callback&&>(cb);
-      ++interested_sources_;
-      io_runner_ = [](event_loop& l) noexcept { return l.dispatch_io(); };  // see io_runner_
-      return source_id(i, gen);
-    }
+    return add_impl(fd, interest, static_cast<io_callback&&>(cb));
+  }
+  // The same for a callable that is not an io_callback yet: built straight into the source's slot
+  // (see the timers' overloads).
+  template <class F, class = detail::enable_if_direct<F, io_callback>>
+  result<source_id> add(int fd, events interest, F&& f) noexcept {
+    return add_impl(fd, interest, static_cast<F&&>(f));
   }
 
   errc modify(source_id id, events interest) noexcept {
@@ -2720,7 +2705,7 @@ class event_loop {
   // A stop() ends the iteration inside a phase; the next iteration then starts with the phase
   // after it, so a callback that stops every time it runs (a self-rearming timer, say) cannot keep
   // the later phases from ever running (found by the loop fuzzer).
-  std::size_t run_ready() noexcept {
+  TINYLOOP_ALWAYS_INLINE std::size_t run_ready() noexcept {
     std::size_t ran = 0;
 #if !defined(__OPTIMIZE_SIZE__)
     if (first_phase_ == 0) {  // the usual case, spelled out so that each phase's test is inlined
@@ -2849,6 +2834,42 @@ class event_loop {
     // A deadline in the past is due now. Clamping keeps it behind the timers that are due in the
     // current iteration, which only a timer armed before the iteration may be.
     return arm(deadline < now_ ? now_ : deadline, duration::zero(), static_cast<F&&>(f));
+  }
+
+  template <class F>
+  TINYLOOP_ALWAYS_INLINE result<source_id> add_impl(int fd, events interest, F&& f) noexcept {
+    assert_loop_thread();
+    if constexpr (!Port::has_fds) {
+      (void)fd;
+      (void)interest;
+      (void)f;
+      return errc::unsupported;
+    } else {
+      if (status_ != errc::ok) return status_;
+      if (fd < 0 || !any(interest & (events::read | events::write)) || detail::is_empty_callable(f))
+        return errc::invalid_argument;
+      const std::uint32_t i = sources_.acquire();
+      if (i == sources_.npos) return errc::full;
+      const std::uint32_t gen = sources_.generation(i);
+      const errc e = port_.add(fd, interest, detail::make_token(i, gen));
+      if (e != errc::ok) {
+        os_errno_ = port_.last_errno();
+        sources_.invalidate(i);
+        sources_.recycle(i);
+        return e;
+      }
+      source& s = sources_[i];
+      s.fd = fd;
+      s.interest = interest;
+      // A free slot's callback is empty (remove() leaves it so): built in it, as arm() does.
+      if constexpr (detail::is_inplace_function<std::decay_t<F>>::value)
+        s.cb.take(f);
+      else
+        s.cb.emplace_empty(static_cast<F&&>(f));
+      ++interested_sources_;
+      io_runner_ = [](event_loop& l) noexcept { return l.dispatch_io(); };  // see io_runner_
+      return source_id(i, gen);
+    }
   }
 
   // `f` is a callback (moved into the slot) or any callable a callback can be built from (built in

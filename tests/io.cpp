@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace io_tests {
@@ -547,6 +548,52 @@ TYPED_TEST_P(io, empty_callback_is_invalid_argument) {
   w.expect_still_reports(loop);
 }
 
+namespace {
+int io_function_calls = 0;
+void io_function(events) { ++io_function_calls; }
+}  // namespace
+
+// add() takes an io_callback (the contract's signature) and, through a second overload, any callable
+// one can be made of, built straight into the slot. Both accept and reject alike.
+TYPED_TEST_P(io, every_kind_of_callable_is_accepted_alike) {
+  TLTEST_REQUIRE_FDS();
+  using loop_t = tltest::loop_for<TypeParam>;
+  using io_callback = typename loop_t::io_callback;
+  loop_t loop;
+  witness<TypeParam, loop_t> w(loop);
+  tltest::channel_for<TypeParam, loop_t> ch(loop);
+  ASSERT_TRUE(ch.ok());
+  void (*null_function)(events) = nullptr;
+  EXPECT_EQ(loop.add(ch.fd(), events::read, null_function).error(), errc::invalid_argument);
+  EXPECT_EQ(loop.add(ch.fd(), events::read, nullptr).error(), errc::invalid_argument);
+  EXPECT_EQ(loop.add(ch.fd(), events::read, {}).error(), errc::invalid_argument);
+  EXPECT_EQ(loop.active_sources(), 1u);
+  int lvalue_calls = 0;
+  auto lvalue = [&](events) {
+    ++lvalue_calls;
+    ch.drain();
+  };
+  io_function_calls = 0;
+  // Each kind in turn on the same fd: registered, reported once, removed.
+  auto check = [&](auto&& cb, auto reported) {
+    auto r = loop.add(ch.fd(), events::read, std::forward<decltype(cb)>(cb));
+    ASSERT_TRUE(r) << tinyloop::to_string(r.error());
+    ch.make_readable();
+    EXPECT_TRUE(tltest::run_until(loop, reported));
+    ch.drain();
+    EXPECT_EQ(loop.remove(r.value()), errc::ok);
+  };
+  check(lvalue, [&] { return lvalue_calls == 1; });
+  lvalue(events::read);  // copied in: ours still works
+  EXPECT_EQ(lvalue_calls, 2);
+  int made_calls = 0;
+  check(io_callback([&made_calls](events) { ++made_calls; }), [&] { return made_calls >= 1; });
+  check(&io_function, [&] { return io_function_calls >= 1; });
+  check(tltest::tracker(&made_calls, &lvalue_calls), [&] { return made_calls >= 2; });
+  EXPECT_EQ(lvalue_calls, 3) << "the non-trivial callable was destroyed once, by remove()";
+  w.expect_still_reports(loop);
+}
+
 TYPED_TEST_P(io, default_id_is_not_found) {
   TLTEST_REQUIRE_FDS();
   using loop_t = tltest::loop_for<TypeParam>;
@@ -768,7 +815,7 @@ REGISTER_TYPED_TEST_SUITE_P(io, readable_is_reported, writable_is_reported, read
                             fd_minus_one_is_invalid_argument, closed_fd_is_invalid_argument,
                             same_fd_twice_is_already_exists, same_fd_twice_paused_is_already_exists,
                             events_none_is_invalid_argument, empty_callback_is_invalid_argument,
-                            default_id_is_not_found, stale_id_is_not_found_after_slot_reuse, id_from_another_loop_is_not_found,
+                            default_id_is_not_found, stale_id_is_not_found_after_slot_reuse, id_from_another_loop_is_not_found, every_kind_of_callable_is_accepted_alike,
                             full_is_rejected_and_nothing_disturbed, callback_destroyed_on_remove,
                             loop_never_closes_user_fd, remove_after_user_closed_fd,
                             many_sources_ready_at_once_all_reported, busy_fd_does_not_starve_other_fds,
