@@ -423,7 +423,7 @@ class manual_array {
   // Precondition of access: element i was constructed and not yet destroyed.
   T& operator[](std::size_t i) noexcept { return cells_[i].value; }
   const T& operator[](std::size_t i) const noexcept { return cells_[i].value; }
-  void construct(std::size_t i) noexcept { ::new (static_cast<void*>(&cells_[i].value)) T(); }
+  void construct(std::size_t i) noexcept { ::new (static_cast<void*>(&cells_[i].value)) T; }
   void destroy(std::size_t i) noexcept { cells_[i].value.~T(); }
 
  private:
@@ -464,10 +464,11 @@ class slot_table {
     std::uint32_t i = free_head_;
     if (i != npos) {
       free_head_ = next_free_[i];
-    } else {
-      if (fresh_ == N) return npos;
+    } else if (fresh_ < N) {
       i = fresh_++;
       nodes_.construct(i);  // the slot's first use
+    } else {
+      return npos;
     }
     ++generation_[i];  // even -> odd: live
     ++size_;
@@ -703,7 +704,9 @@ class timer_heap {
     heap_[i] = e;
     position_[e.ref] = static_cast<std::uint32_t>(i);
   }
-  void sift_up(std::size_t i, const entry e) noexcept {
+  // noinline: see push(). Left to itself, GCC -O3 inlined it into after() once it had few callers, and
+  // the registers it needs cost the usual, non-moving push four instructions.
+  [[gnu::noinline]] void sift_up(std::size_t i, const entry e) noexcept {
     while (i > 0) {
       const std::size_t parent = (i - 1) / 4;
       if (!less(e, heap_[parent])) break;
@@ -2683,7 +2686,9 @@ class event_loop {
   // A stop() ends the iteration inside a phase; the next iteration then starts with the phase
   // after it, so a callback that stops every time it runs (a self-rearming timer, say) cannot keep
   // the later phases from ever running (found by the loop fuzzer).
-  std::size_t run_ready() noexcept {
+  // Always inline (one caller): left to GCC -O3's budget it went out of line, +17 instructions per
+  // iteration.
+  TINYLOOP_ALWAYS_INLINE std::size_t run_ready() noexcept {
     std::size_t ran = 0;
 #if !defined(__OPTIMIZE_SIZE__)
     if (first_phase_ == 0) {  // the usual case, spelled out so that each phase's test is inlined
