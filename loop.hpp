@@ -81,6 +81,15 @@
 #define TINYLOOP_ALWAYS_INLINE inline
 #endif
 #endif
+// And rare paths it sometimes inlines there, where the registers they need slow the common path.
+// Optimising for size, the compiler's own choice is the smaller one.
+#if !defined(TINYLOOP_NOINLINE_FOR_SPEED)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__OPTIMIZE_SIZE__)
+#define TINYLOOP_NOINLINE_FOR_SPEED __attribute__((noinline))
+#else
+#define TINYLOOP_NOINLINE_FOR_SPEED
+#endif
+#endif
 
 // Separates data written by different cores. Only matters where there are several cores.
 #if !defined(TINYLOOP_CACHE_LINE)
@@ -432,10 +441,10 @@ class manual_array {
 
 // N nodes addressed by generation-checked ids. acquire/release are O(1) through an intrusive free
 // list, which starts empty: slots never used yet are handed out in order from `fresh_`. A node is
-// value-constructed when `fresh_` hands its slot out the first time and lives until the table is
+// constructed when `fresh_` hands its slot out the first time and lives until the table is
 // destroyed, so neither the constructor nor the destructor walks all N nodes (code on a
-// microcontroller's flash, and time for a table with thousands of slots). A slot whose generation
-// would wrap is retired rather than reused, so a stale id can never match a later registration.
+// microcontroller's flash). A slot whose generation would wrap is retired rather than reused, so a
+// stale id can never match a later registration.
 template <class Node, std::size_t N>
 class slot_table {
   static_assert(N >= 1 && N < 0xffffffffu, "tinyloop: a capacity must be between 1 and 2^32 - 2");
@@ -443,6 +452,8 @@ class slot_table {
  public:
   static constexpr std::uint32_t npos = 0xffffffffu;
 
+  // Generations are zeroed for all N, not set as slots are first used: live() would then have to
+  // bound the index by fresh_, a load that the loop's I/O dispatch must repeat after each callback.
   // A loop rather than `= {}`: GCC turns that into a memset call, and on a microcontroller a
   // program that needs no other memset would link one (~160 bytes) just for this.
   slot_table() noexcept {
@@ -704,9 +715,9 @@ class timer_heap {
     heap_[i] = e;
     position_[e.ref] = static_cast<std::uint32_t>(i);
   }
-  // noinline: see push(). Left to itself, GCC -O3 inlined it into after() once it had few callers, and
-  // the registers it needs cost the usual, non-moving push four instructions.
-  [[gnu::noinline]] void sift_up(std::size_t i, const entry e) noexcept {
+  // Out of line: see push(). Left to itself, GCC -O3 inlined it into after() once it had few
+  // callers, and the registers it needs cost the usual, non-moving push four instructions.
+  TINYLOOP_NOINLINE_FOR_SPEED void sift_up(std::size_t i, const entry e) noexcept {
     while (i > 0) {
       const std::size_t parent = (i - 1) / 4;
       if (!less(e, heap_[parent])) break;
