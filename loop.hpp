@@ -87,6 +87,24 @@
 #else
 #define TINYLOOP_LAMBDA_INLINE
 #endif
+// And rare paths it sometimes inlines there, where the registers they need slow the common path.
+// Optimising for size, the compiler chooses (on Cortex-M3, inlining sift_up is 32 bytes smaller).
+#if !defined(TINYLOOP_NOINLINE_FOR_SPEED)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__OPTIMIZE_SIZE__)
+#define TINYLOOP_NOINLINE_FOR_SPEED __attribute__((noinline))
+#else
+#define TINYLOOP_NOINLINE_FOR_SPEED
+#endif
+#endif
+// Where the smallest code and the fewest instructions need different code, the compiler's goal
+// (-Os, -Oz) chooses: see slot_table and the loop's post machinery. Defining it to 0 or 1 overrides.
+#if !defined(TINYLOOP_SMALL_CODE)
+#if defined(__OPTIMIZE_SIZE__)
+#define TINYLOOP_SMALL_CODE 1
+#else
+#define TINYLOOP_SMALL_CODE 0
+#endif
+#endif
 
 // Separates data written by different cores. Only matters where there are several cores.
 #if !defined(TINYLOOP_CACHE_LINE)
@@ -462,12 +480,40 @@ inline std::uint32_t next_generation_base() noexcept {
   return next.fetch_add(0x9e3779b8u, std::memory_order_relaxed);
 }
 
+// Storage for N objects whose lifetimes the owner manages (construct(i), destroy(i)): no
+// constructor or destructor loop over all N, which a table that is often left unused or used only
+// in part would pay for in code (flash on a microcontroller) and time.
+// Raw storage rather than a union of T: measured with GCC 12 -O3, the loop's timer paths then keep
+// one base register per slot and the caller's loop pointer in a register (TimerChurn 111 -> 96
+// instructions, Timer1000 -3 per timer), where with the union they recomputed both.
+template <class T, std::size_t N>
+class manual_array {
+ public:
+  // Precondition of access: element i was constructed and not yet destroyed.
+  T& operator[](std::size_t i) noexcept { return *std::launder(reinterpret_cast<T*>(&raw_[i * sizeof(T)])); }
+  const T& operator[](std::size_t i) const noexcept {
+    return *std::launder(reinterpret_cast<const T*>(&raw_[i * sizeof(T)]));
+  }
+  void construct(std::size_t i) noexcept { ::new (static_cast<void*>(&raw_[i * sizeof(T)])) T; }
+  void destroy(std::size_t i) noexcept { (*this)[i].~T(); }
+
+ private:
+  alignas(T) unsigned char raw_[N * sizeof(T)];
+};
+
 // N nodes addressed by generation-checked ids. acquire/release are O(1) through an intrusive free
-// list, which starts empty: slots never used yet are handed out in order from `fresh_`, so the
-// constructor has no loop to run (it matters on a microcontroller's flash). Generations start at
-// the table's base (see next_generation_base()) and step by one at each acquire (odd: live) and
-// release (even: free). A slot whose generation would come round to the base again is retired
-// rather than reused, so a stale id can never match a later registration.
+// list, which starts empty: slots never used yet are handed out in order from `fresh_`. A node is
+// constructed when `fresh_` hands its slot out the first time and lives until the table is
+// destroyed, so neither the constructor nor the destructor walks all N nodes (code on a
+// microcontroller's flash). Generations start at the table's base (see next_generation_base())
+// and step by one at each acquire (odd: live) and release (even: free). A slot whose generation
+// would come round to the base again is retired rather than reused, so a stale id can never match
+// a later registration.
+//
+// Generations: built for speed, the constructor sets all N and live() bounds an index by N, a
+// constant the loop's I/O dispatch need not reload after each callback. Built for size, a slot's
+// generation is set when `fresh_` first hands it out and live() bounds the index by `fresh_`
+// instead: no zeroing loop (36 bytes on Cortex-M3 for the loop's two tables).
 template <class Node, std::size_t N>
 class slot_table {
   static_assert(N >= 1 && N < 0xffffffffu, "tinyloop: a capacity must be between 1 and 2^32 - 2");
@@ -478,8 +524,15 @@ class slot_table {
   // A loop rather than `= {}`: GCC turns that into a memset call, and on a microcontroller a
   // program that needs no other memset would link one (~160 bytes) just for this.
   explicit slot_table(std::uint32_t base = next_generation_base()) noexcept : base_(base & ~1u) {
-    for (std::uint32_t& g : generation_) g = base_;
+    if constexpr (!small_code)
+      for (std::uint32_t& g : generation_) g = base_;
   }
+  ~slot_table() {
+    if constexpr (!std::is_trivially_destructible_v<Node>)
+      for (std::uint32_t i = 0; i < fresh_; ++i) nodes_.destroy(i);
+  }
+  slot_table(const slot_table&) = delete;
+  slot_table& operator=(const slot_table&) = delete;
 
   // For tests of the retirement: as if free slot i had been acquired and released `uses` times.
   void age(std::uint32_t i, std::uint32_t uses) noexcept { generation_[i] += 2 * uses; }
@@ -491,12 +544,15 @@ class slot_table {
   // Takes a free slot and makes it live; npos when none is left.
   std::uint32_t acquire() noexcept {
     std::uint32_t i = free_head_;
-    if (i != npos)
+    if (i != npos) {
       free_head_ = next_free_[i];
-    else if (fresh_ < N)
+    } else if (fresh_ < N) {
       i = fresh_++;
-    else
+      if constexpr (small_code) generation_[i] = base_;  // the slot's first use
+      nodes_.construct(i);
+    } else {
       return npos;
+    }
     ++generation_[i];  // even -> odd: live
     ++size_;
     return i;
@@ -517,17 +573,19 @@ class slot_table {
   }
 
   bool live(std::uint32_t index, std::uint32_t generation) const noexcept {
-    return index < N && generation_[index] == generation && (generation & 1u) != 0;
+    return index < (small_code ? fresh_ : N) && generation_[index] == generation && (generation & 1u) != 0;
   }
   bool live(std::uint32_t index) const noexcept { return (generation_[index] & 1u) != 0; }
   std::uint32_t generation(std::uint32_t i) const noexcept { return generation_[i]; }
 
+  // Precondition: the slot was acquired at least once (every live slot, every id's slot was).
   Node& operator[](std::uint32_t i) noexcept { return nodes_[i]; }
   const Node& operator[](std::uint32_t i) const noexcept { return nodes_[i]; }
 
  private:
-  Node nodes_[N];
-  std::uint32_t generation_[N];  // base_ for every slot at first
+  static constexpr bool small_code = TINYLOOP_SMALL_CODE;
+  manual_array<Node, N> nodes_;  // [0, fresh_) constructed
+  std::uint32_t generation_[N];  // [0, fresh_) set, or all set by the constructor: see above
   std::uint32_t next_free_[N];
   std::uint32_t free_head_ = npos;
   std::uint32_t fresh_ = 0;
@@ -743,7 +801,9 @@ class timer_heap {
     heap_[i] = e;
     position_[e.ref] = static_cast<std::uint32_t>(i);
   }
-  void sift_up(std::size_t i, const entry e) noexcept {
+  // Out of line: see push(). Left to itself, GCC -O3 inlined it into after() once it had few
+  // callers, and the registers it needs cost the usual, non-moving push four instructions.
+  TINYLOOP_NOINLINE_FOR_SPEED void sift_up(std::size_t i, const entry e) noexcept {
     for (;;) {  // ends at the root at the latest: nothing is less than the sentinel
       const std::size_t p = parent(i);
       if (!less(e, heap_[p])) break;
@@ -789,7 +849,10 @@ class timer_heap {
 // preempted (or interrupted) between the two delays only the consumer of that one slot: other
 // producers keep claiming later slots, and try_pop reports "empty" at the unpublished slot instead
 // of waiting for it.
-template <class T, std::size_t Capacity>
+//
+// With DestroyLeftovers = false the destructor leaves the items still queued to the owner, which
+// calls destroy_leftovers() first: the loop does so through code that only post() links.
+template <class T, std::size_t Capacity, bool DestroyLeftovers = true>
 class bounded_queue {
   static_assert(Capacity >= 2 && (Capacity & (Capacity - 1)) == 0,
                 "tinyloop: a queue capacity (post_capacity) must be a power of two, at least 2");
@@ -806,8 +869,17 @@ class bounded_queue {
   bounded_queue() noexcept {
     for (std::size_t i = 0; i < Capacity; ++i) cells_[i].sequence.store(i, std::memory_order_relaxed);
   }
-  // No producer or consumer is left: destroy what was published and never popped, in place.
   ~bounded_queue() {
+    if constexpr (DestroyLeftovers) destroy_leftovers();
+  }
+  bounded_queue(const bounded_queue&) = delete;
+  bounded_queue& operator=(const bounded_queue&) = delete;
+
+  static constexpr std::size_t capacity() noexcept { return Capacity; }
+
+  // For the destructor: no producer or consumer is left. Destroys, in place, what was published
+  // and never popped; the queue may then only be destroyed.
+  void destroy_leftovers() noexcept {
     if constexpr (!std::is_trivially_destructible_v<T>) {
       const std::size_t tail = tail_.load(std::memory_order_relaxed);
       for (std::size_t pos = head_.load(std::memory_order_relaxed); pos != tail; ++pos) {
@@ -816,10 +888,6 @@ class bounded_queue {
       }
     }
   }
-  bounded_queue(const bounded_queue&) = delete;
-  bounded_queue& operator=(const bounded_queue&) = delete;
-
-  static constexpr std::size_t capacity() noexcept { return Capacity; }
 
   bool try_push(T&& value) noexcept {
     std::size_t pos = tail_.load(std::memory_order_relaxed);
@@ -2276,10 +2344,11 @@ class event_loop {
 
   ~event_loop() {
     // Dispositions first, while a native_signals port's knotes still record (close() drops them).
-    if (signal_machinery_ != nullptr) signal_machinery_(*this, signal_step::restore_all);
+    if (signal_machinery_ != nullptr) signal_machinery_(*this, signal_step::close);
     for (async_hook* h = hooks_; h != nullptr; h = h->next_) h->loop_ = nullptr;
     if (status_ == errc::ok) port_.close();
-    // Pending posts are destroyed unrun by the queue's destructor.
+    // Pending posts are destroyed unrun. No producer is left, so the pointer's store is visible.
+    if (const auto machinery = post_machinery_.load(std::memory_order_relaxed)) machinery(*this, post_step::discard);
   }
 
   event_loop(const event_loop&) = delete;
@@ -2404,9 +2473,14 @@ class event_loop {
       for (std::size_t i = 0; i < signal_count_; ++i)
         if (signals_[i].signo == signo) return errc::already_exists;
       if (signal_count_ == Config::max_signals) return errc::full;
-      // Before claim() publishes the target to the handler; once set, handlers of this loop's other
-      // signals may read it, so it is written only while none can.
-      if (signal_target_.notify == nullptr) signal_target_.notify = &event_loop::signal_arrived;
+      if (signal_machinery_ == nullptr) {
+        // The first watch sets the signal state up (see signal_machinery()). The target is written
+        // before claim() publishes it to the handler, and only now: once a signal of this loop was
+        // claimed, its handler may read the target at any time.
+        signal_target_ = {&event_loop::signal_arrived, this};
+        for (std::size_t i = 0; i < Config::max_signals; ++i) signals_.construct(i);
+        signal_machinery_ = &event_loop::signal_machinery;
+      }
       if (!detail::signal_hub::claim(signo, &signal_target_)) return errc::already_exists;  // another loop
       if constexpr (port_signals) {
         // The port's registration before the disposition: a signal that arrives in between meets the
@@ -2434,7 +2508,6 @@ class event_loop {
       w.signo = signo;
       w.cb = static_cast<signal_callback&&>(cb);
       ++signal_count_;
-      signal_machinery_ = &event_loop::signal_machinery;
       return errc::ok;
     }
 #else
@@ -2483,7 +2556,15 @@ class event_loop {
 
   errc post(callback cb) noexcept {
     if (!cb) return errc::invalid_argument;
-    if (status_ != errc::ok) return status_;
+    // The first post() links the post phase (see post_machinery_). The pointer is set only after
+    // the status test passed, and status_ never changes after construction, so a set pointer
+    // stands for that test: one load on the usual path, as before.
+    // relaxed load and store: the push's release store publishes the pointer with the item (see
+    // run_phase()); producers that race here store the same value.
+    if (post_machinery_.load(std::memory_order_relaxed) == nullptr) {
+      if (status_ != errc::ok) return status_;
+      post_machinery_.store(&event_loop::post_machinery, std::memory_order_relaxed);
+    }
     if (!posts_.try_push(static_cast<callback&&>(cb))) return errc::full;
     notify();
     return errc::ok;
@@ -2648,14 +2729,16 @@ class event_loop {
 
   // ---- the signal machinery, reached only through signal_machinery_ ---------------------------
   //
-  // watch_signal() sets the pointer. The signal phase and the destructor call through it, so a
-  // program that never watches a signal instantiates none of this (no run_signals(), no sigaction()
-  // restore loop, no handler): code size on small targets.
-  enum class signal_step : unsigned char { run, restore_all };
+  // The first watch_signal() sets the pointer, the signal target and the table up. The signal
+  // phase and the destructor call through it, so a program that never watches a signal
+  // instantiates none of this (no run_signals(), no sigaction() restore loop, no handler) and its
+  // constructor and destructor do not touch the table: code size on small targets.
+  enum class signal_step : unsigned char { run, close };
 
   static std::size_t signal_machinery(event_loop& loop, signal_step step) noexcept {
     if (step == signal_step::run) return loop.run_signals();
     for (std::size_t i = 0; i < loop.signal_count_; ++i) loop.restore_signal(loop.signals_[i].signo);
+    for (std::size_t i = 0; i < Config::max_signals; ++i) loop.signals_.destroy(i);
     return 0;
   }
 
@@ -2705,6 +2788,8 @@ class event_loop {
   // A stop() ends the iteration inside a phase; the next iteration then starts with the phase
   // after it, so a callback that stops every time it runs (a self-rearming timer, say) cannot keep
   // the later phases from ever running (found by the loop fuzzer).
+  // Always inline (one caller): left to GCC -O3's budget it went out of line, +17 instructions per
+  // iteration.
   TINYLOOP_ALWAYS_INLINE std::size_t run_ready() noexcept {
     std::size_t ran = 0;
 #if !defined(__OPTIMIZE_SIZE__)
@@ -2740,7 +2825,22 @@ class event_loop {
     switch (phase) {
       case 0: return run_io();
       case 1: return heap_.empty() ? 0 : fire_timers();
-      case 2: return posts_.size_approx() == 0 ? 0 : run_posts();
+      case 2: {
+        // Null only while no post() is visible to us yet. size_approx() may count a claim (a
+        // relaxed CAS) whose producer's store of the pointer we do not see; that post is then not
+        // published to us either, and waits like one try_pop_single() finds unpublished: every
+        // producer stores (or reads) the pointer before its push's release store of the slot, so
+        // the acquire load that first sees the slot published (work_pending()'s front_ready()
+        // before the loop sleeps, which then does not sleep) makes the pointer happen-before
+        // every later load here (write-read or read-read coherence: no store ever resets it).
+        // Built for speed, the pointer is tested first: in a loop that never had a post, one
+        // load is the whole phase (2 instructions fewer per iteration). Built for size, the other
+        // order is the smaller code (26 bytes on x86-64).
+        if (TINYLOOP_SMALL_CODE && posts_.size_approx() == 0) return 0;
+        const auto machinery = post_machinery_.load(std::memory_order_relaxed);
+        if (machinery == nullptr || (!TINYLOOP_SMALL_CODE && posts_.size_approx() == 0)) return 0;
+        return machinery(*this, post_step::run);
+      }
       case 3:
         if constexpr (Port::has_signals)
           if (signal_pending_.load(std::memory_order_relaxed) && signal_machinery_ != nullptr)
@@ -2825,6 +2925,7 @@ class event_loop {
     assert_loop_thread();
     const duration p = detail::ceil_saturating<duration>(period);
     if (p <= duration::zero()) return errc::invalid_argument;
+    fire_periodic_ = &event_loop::fire_periodic;  // links the re-arm (see fire_periodic_)
     return arm(detail::add_saturating(now_, p), p, static_cast<F&&>(f));
   }
 
@@ -2880,13 +2981,13 @@ class event_loop {
     const std::uint32_t i = timers_.acquire();
     if (i == timers_.npos) return errc::full;
     timer& t = timers_[i];
-    t.period = period;
     // A free slot's callback is always empty (cancel() and fire_timers() leave it so), so the new
     // one is built in it: nothing to destroy, no self-move check.
     if constexpr (detail::is_inplace_function<std::decay_t<F>>::value)
       t.cb.take(f);
     else
       t.cb.emplace_empty(static_cast<F&&>(f));
+    t.period = period;
     heap_.push(i, deadline, next_sequence_++);
     return timer_id(i, timers_.generation(i));
   }
@@ -2912,25 +3013,28 @@ class event_loop {
         cb();
         detail::assume(static_cast<bool>(cb));  // the local still holds it: its destructor has no empty case
       } else {
-        fire_periodic(i, deadline, cb);
+        fire_periodic_(*this, i, deadline, cb);  // set by every(), the only source of a period
       }
     }
     return ran;
   }
 
   // A periodic timer's firing: the callback, then (unless it cancelled its own timer) the next
-  // deadline. Out of line: rare, and it keeps fire_timers() small.
-  [[gnu::noinline]] void fire_periodic(std::uint32_t i, time_point deadline, callback& cb) noexcept {
-    const std::uint32_t gen = timers_.generation(i);
-    const duration period = timers_[i].period;
+  // deadline. Reached through fire_periodic_, which every() sets, so a program without periodic
+  // timers links none of it; out of line anyway, which keeps fire_timers() small.
+  static void fire_periodic(event_loop& loop, std::uint32_t i, time_point deadline, callback& cb) noexcept {
+    auto& timers = loop.timers_;
+    const std::uint32_t gen = timers.generation(i);
+    const duration period = timers[i].period;
     cb();
-    if (!timers_.live(i, gen)) return;  // cancelled by its own callback
-    ::new (static_cast<void*>(&timers_[i].cb)) callback(static_cast<callback&&>(cb));  // emptied when it fired
+    if (!timers.live(i, gen)) return;  // cancelled by its own callback
+    ::new (static_cast<void*>(&timers[i].cb)) callback(static_cast<callback&&>(cb));  // emptied when it fired
     // Firing n is due at start + n * period. Behind by more than a period: skip to the first
     // multiple after now rather than delivering a burst.
+    const time_point now = loop.now_;
     time_point next = detail::add_saturating(deadline, period);
-    if (next < now_) next = detail::add_saturating(deadline, skip_periods(now_ - deadline, period));
-    heap_.push(i, next, next_sequence_++);
+    if (next < now) next = detail::add_saturating(deadline, skip_periods(now - deadline, period));
+    loop.heap_.push(i, next, loop.next_sequence_++);
   }
 
   // The smallest multiple of `period` greater than `behind` (behind >= period > 0). Binary long
@@ -2945,13 +3049,30 @@ class event_loop {
     return skipped == behind ? skipped : skipped + period;
   }
 
-  std::size_t run_posts() noexcept {
+  // ---- the post machinery, reached only through post_machinery_ --------------------------------
+  //
+  // post() sets the pointer. The post phase and the destructor's disposal of unrun posts call
+  // through it, so a program that never posts links neither (code size, as for signals).
+  enum class post_step : unsigned char { run, discard };
+
+  // Built for size, both steps are one loop. Built for speed, running has its own, without the
+  // step tests per post (2% of the instructions on PostBatch).
+  static std::size_t post_machinery(event_loop& loop, post_step step) noexcept {
+    if constexpr (TINYLOOP_SMALL_CODE) return loop.run_posts(step);
+    if (step == post_step::run) return loop.run_posts(post_step::run);
+    loop.posts_.destroy_leftovers();
+    return 0;
+  }
+
+  // Discarding, in the destructor, no producer is left: the snapshot is every post, all published,
+  // and a stop() left over must not keep any.
+  std::size_t run_posts(post_step step) noexcept {
     // A snapshot: callbacks posted while we drain run next iteration, so one iteration is bounded.
     std::size_t budget = posts_.size_approx();
     std::size_t ran = 0;
     callback cb;
-    while (budget-- != 0 && !stopping() && posts_.try_pop_single(cb)) {
-      cb();
+    while (budget-- != 0 && (step == post_step::discard || !stopping()) && posts_.try_pop_single(cb)) {
+      if (step == post_step::run) cb();
       cb = nullptr;
       ++ran;
     }
@@ -3062,10 +3183,11 @@ class event_loop {
   std::uint64_t arm_limit_ = 0;
   bool stalled_ = false;
   unsigned first_phase_ = 0;  // see run_ready()
-  watched_signal signals_[Port::has_signals && Config::max_signals > 0 ? Config::max_signals : 1];
+  // Constructed by the first watch_signal(), destroyed by signal_machinery(): all or none.
+  detail::manual_array<watched_signal, (Port::has_signals && Config::max_signals > 0 ? Config::max_signals : 1)> signals_;
   std::size_t signal_count_ = 0;
   int running_signal_ = 0;
-  detail::signal_target signal_target_{nullptr, this};  // notify set by watch_signal()
+  detail::signal_target signal_target_;  // set by the first watch_signal(), see signal_machinery()
   std::size_t (*signal_machinery_)(event_loop&, signal_step) noexcept = nullptr;  // set by watch_signal()
   async_hook* hooks_ = nullptr;
   async_hook* hook_cursor_ = nullptr;  // run_hooks()'s next hook, stepped by detach()
@@ -3073,13 +3195,19 @@ class event_loop {
   // that never registers a source or a hook links none of their code (flash on a microcontroller).
   std::size_t (*io_runner_)(event_loop&) noexcept = nullptr;
   std::size_t (*hook_runner_)(event_loop&) noexcept = nullptr;
+  void (*fire_periodic_)(event_loop&, std::uint32_t, time_point, callback&) noexcept = nullptr;  // set by every()
 #if TINYLOOP_HOSTED && !defined(NDEBUG)
   std::atomic<std::thread::id> owner_{};
 #endif
 
   // Shared with other threads and interrupt handlers.
-  detail::bounded_queue<callback, Config::post_capacity> posts_;
+  detail::bounded_queue<callback, Config::post_capacity, false> posts_;  // the destructor empties it
   alignas(TINYLOOP_CACHE_LINE) std::atomic<unsigned> sleeping_{0};
+  // Set by the first post(), read by every post() (on this line, which notify() writes anyway).
+  // Lock-free: post() runs in interrupt handlers.
+  using post_runner = std::size_t (*)(event_loop&, post_step) noexcept;
+  std::atomic<post_runner> post_machinery_{nullptr};
+  static_assert(std::atomic<post_runner>::is_always_lock_free, "tinyloop: post() needs lock-free pointer atomics");
   // Booleans held in atomic<uint8_t> rather than atomic<bool>: libstdc++ wraps atomic<bool>'s
   // load() and exchange() in functions that are not always-inline, and at -Os GCC calls them out of
   // line from every use (76 bytes of flash on Cortex-M3).

@@ -147,6 +147,42 @@ TEST(slot_table, node_storage_is_addressable) {
   EXPECT_EQ(ct[s], 42);
 }
 
+TEST(slot_table, never_used_slot_is_not_live_for_any_generation) {
+  slot_table<int, 4> t;
+  const std::uint32_t s = t.acquire();
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    if (i == s) continue;
+    for (std::uint32_t g : {1u, 3u, 0xffffffffu}) EXPECT_FALSE(t.live(i, g)) << "slot " << i << " generation " << g;
+  }
+}
+
+// Counts its constructions and destructions, to see which nodes a table brings to life.
+struct counted_node {
+  static inline int constructed = 0;
+  static inline int destroyed = 0;
+  counted_node() noexcept { ++constructed; }
+  ~counted_node() { ++destroyed; }
+  counted_node(const counted_node&) = delete;
+  counted_node& operator=(const counted_node&) = delete;
+};
+
+TEST(slot_table, constructs_a_node_at_its_first_acquire_and_destroys_only_those) {
+  counted_node::constructed = counted_node::destroyed = 0;
+  {
+    slot_table<counted_node, 8> t;
+    EXPECT_EQ(counted_node::constructed, 0);
+    const std::uint32_t a = t.acquire();
+    (void)t.acquire();
+    EXPECT_EQ(counted_node::constructed, 2);
+    t.invalidate(a);
+    t.recycle(a);
+    EXPECT_EQ(t.acquire(), a);
+    EXPECT_EQ(counted_node::constructed, 2) << "a recycled slot keeps its node";
+    EXPECT_EQ(counted_node::destroyed, 0);
+  }
+  EXPECT_EQ(counted_node::destroyed, 2);
+}
+
 // ---- timer_heap ---------------------------------------------------------------------------------
 // Sequence numbers are pushed in increasing order (the loop's arm order), as push() requires.
 

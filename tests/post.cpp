@@ -136,6 +136,18 @@ TYPED_TEST_P(post, destructor_destroys_pending_posts_unrun) {
   EXPECT_EQ(destroyed, 5);
 }
 
+// A stop() that no run call consumed does not keep the destructor from destroying every post.
+TYPED_TEST_P(post, destructor_destroys_pending_posts_after_a_stop) {
+  int runs = 0, destroyed = 0;
+  {
+    tltest::loop_for<TypeParam> loop;
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(loop.post(tltest::tracker(&runs, &destroyed)), errc::ok);
+    loop.stop();
+  }
+  EXPECT_EQ(runs, 0);
+  EXPECT_EQ(destroyed, 3);
+}
+
 // Several producer threads: each one's callbacks run in its order, all on the loop thread, none
 // lost, none twice. Producers retry on errc::full (the queue is much smaller than the traffic).
 TYPED_TEST_P(post, several_producers_none_lost_none_twice_in_order) {
@@ -416,6 +428,7 @@ REGISTER_TYPED_TEST_SUITE_P(post, runs_in_order_on_loop_thread, run_returns_afte
                             posted_while_draining_runs_next_iteration, self_reposting_callback_does_not_starve_timers,
                             full_is_rejected_and_nothing_disturbed, empty_callback_is_invalid_argument,
                             callback_destroyed_after_running, destructor_destroys_pending_posts_unrun,
+                            destructor_destroys_pending_posts_after_a_stop,
                             several_producers_none_lost_none_twice_in_order, post_to_sleeping_loop_is_never_lost,
                             post_to_sleeping_loop_with_a_source_is_never_lost,
                             posts_from_loop_thread_cost_no_wake, posts_while_loop_runs_a_callback_cost_no_wake,

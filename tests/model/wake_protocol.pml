@@ -41,6 +41,13 @@
  *   - the remaining acquire/release pairs (slot sequence, woken_ read after the exchange on sleeping_)
  *     carry data to the loop; they add no interleaving beyond the ones modelled.
  *   - the eventfd read and write are system calls, serialized by the kernel.
+ *   - post_machinery_ (loop.hpp: the pointer to the post phase that the first post() sets, so that a
+ *     program that never posts links none of it) is the one relaxed access whose weak outcomes matter:
+ *     the loop's relaxed load may still read null after a producer stored the pointer. It is modelled
+ *     as the loop's view runner_seen: each of its loads may or may not pick up a store made so far
+ *     (a nondeterministic choice), and an acquire that reads a published slot makes the store
+ *     visible for good, since every producer stores (or reads) the pointer before its publish
+ *     (write-read / read-read coherence). The loop pops only through the pointer.
  *
  * Properties checked (tests/model/CMakeLists.txt runs each):
  *   - safety (pan -DSAFETY): assertions hold and no invalid end state. The loop ends only when every
@@ -67,6 +74,9 @@
  *   BROKEN_NO_RECHECK   the loop blocks without re-checking for work after setting sleeping_
  *   BROKEN_NO_FENCE     the producer's read of sleeping_ takes effect before its publish
  *   BROKEN_NO_EXCHANGE  wake_pending_ is tested and set with a separate load and store
+ *   BROKEN_RUNNER_LATE  the producer stores post_machinery_ after its publish, so no acquire of the
+ *                       loop carries the store (it is only "eventually" visible, which a relaxed load
+ *                       need never pick up): the loop may find work and never see the pointer
  */
 
 #ifndef NPRODUCERS
@@ -91,6 +101,9 @@ byte grants_since_clear = 0; /* exchanges that turned wake_pending_ from false t
 byte tail = 0;               /* next slot to claim */
 byte head = 0;               /* next slot the loop pops */
 bool published[TOTAL];
+
+bool runner_stored = false;  /* a producer stored post_machinery_ */
+bool runner_seen = false;    /* the loop's relaxed load of post_machinery_ returns it (see above) */
 
 byte ran_posts = 0;          /* posts the loop has run */
 byte seen_wakes = 0;         /* wake() calls the loop has seen */
@@ -128,11 +141,17 @@ proctype producer(byte id) {
   bool old;
   do
   :: i < POSTS_EACH ->
+#ifndef BROKEN_RUNNER_LATE
+     runner_stored = true;             /* post(): post_machinery_ before the push */
+#endif
      atomic { slot = tail; tail++ };   /* claim: the CAS on the enqueue position */
 #ifdef BROKEN_NO_FENCE
      saw_sleeping = sleeping_;         /* load hoisted above the publish */
 #endif
      published[slot] = true;           /* publish: the slot's sequence store-release */
+#ifdef BROKEN_RUNNER_LATE
+     runner_stored = true;
+#endif
      notify_loop();
      i++                               /* local: merged into the previous step by partial order reduction */
   :: else -> break
@@ -167,10 +186,12 @@ active proctype loop() {
   do
   :: ran_posts == TOTAL && seen_wakes == WAKES -> break
   :: else ->
-     /* drain the posts published when the drain began */
+     /* run_phase(2): post_machinery_.load(relaxed), which may not yet see a store (see above) */
+     atomic { if :: runner_stored -> runner_seen = true :: true -> skip fi };
+     /* drain, through the pointer, the posts published when the drain began */
      d_step { ran = false; snapshot = tail };
      do
-     :: head < snapshot && published[head] ->
+     :: runner_seen && head < snapshot && published[head] ->
         d_step { head++; ran_posts++; ran = true }   /* head is the loop's own */
      :: else -> break
      od;
@@ -193,7 +214,13 @@ active proctype loop() {
 #ifdef BROKEN_NO_RECHECK
         work = false;
 #else
-        work = (head < tail && published[head]) || woken_;
+        /* front_ready()'s acquire of a published slot: that slot's producer stored the pointer first */
+        atomic {
+          work = (head < tail && published[head]) || woken_;
+#ifndef BROKEN_RUNNER_LATE
+          if :: head < tail && published[head] -> runner_seen = true :: else -> skip fi
+#endif
+        };
 #endif
         port_wait(!work);
         sleeping_ = false;                 /* sleeping_.store(0, relaxed) */
