@@ -612,7 +612,15 @@ TYPED_TEST_P(timers, every_kind_of_callable_is_accepted_alike) {
   ASSERT_TRUE(loop.after(t, std::move(made)));
   EXPECT_FALSE(made) << "a callback passed by rvalue is moved from";
   ASSERT_TRUE(loop.after(t, &plain_function));  // a function pointer
-  ASSERT_TRUE(loop.after(t, plain_function));   // a function by name
+#if defined(__thumb__) && defined(__SANITIZE_ADDRESS__)
+  // GCC's UBSan on 32-bit ARM reports binding any reference to a Thumb function (its address has
+  // the Thumb bit set) as misaligned, in every F&& template (std::function's too): a known false
+  // positive, so the by-name case runs everywhere else. (GCC defines no macro for UBSan; the
+  // sanitizer presets always build with ASan and UBSan together.)
+  ASSERT_TRUE(loop.after(t, &plain_function));
+#else
+  ASSERT_TRUE(loop.after(t, plain_function));  // a function by name
+#endif
   // The empty ones: errc::invalid_argument whichever overload takes them, and nothing disturbed.
   void (*null_function)() = nullptr;
   EXPECT_EQ(loop.after(t, null_function).error(), errc::invalid_argument);
