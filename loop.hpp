@@ -472,9 +472,10 @@ constexpr TimePoint add_saturating(TimePoint t, typename TimePoint::duration d) 
 namespace detail {
 
 // Where a new slot table's generations start: a different point for each table the process makes,
-// 2^32 / golden ratio apart (made even: even is free), so that an id from another loop finds a
-// generation its own slot will not reach for hundreds of millions of reuses rather than the same
-// 1, 3, 5... as every other loop. Loop-thread code, but loops live on many threads: atomic.
+// in steps of 2^32 / golden ratio (made even: even is free), so that an id from another loop names
+// a generation this table's slot reaches only after many reuses (at least 600,172 for any two of
+// the first 2,000 tables) rather than the same 1, 3, 5... as every other loop. Loop-thread code,
+// but loops live on many threads: atomic.
 inline std::uint32_t next_generation_base() noexcept {
   static std::atomic<std::uint32_t> next{0};
   return next.fetch_add(0x9e3779b8u, std::memory_order_relaxed);
