@@ -272,10 +272,11 @@ def main():
                       fmt_ratio(v["tinyloop"], v["libuv"])]) + " |")
     p("")
     p("Higher is better here; ratios above 1 mean tinyloop is faster. With more producer threads than "
-      "cores on a loaded machine these numbers swing by 5-10x between runs; the libuv variant (same mutex "
-      "ring, uv_async_send) has held up under contention in every run so far while the floor's, libev's and "
-      "tinyloop's collapse: not explained yet (see wip/requests-bench.md). PostBatch above is the "
-      "contention-free cost of the same path.")
+      "cores these numbers depend on scheduling: on a loaded machine they have swung by 5-10x between runs, "
+      "and in such runs the floor's, libev's and tinyloop's fell to a fraction of the libuv variant's (same "
+      "mutex ring, uv_async_send), which was not explained (wip/requests-bench.md); on a quiet machine "
+      "the four are close. Compare within one run, and look at the load average above. PostBatch above is "
+      "the contention-free cost of the same path.")
     p("")
 
     # ---- anything else in the binary (bench/pool.cpp and later additions)
