@@ -2446,7 +2446,9 @@ class event_loop {
     return at_impl(deadline, static_cast<F&&>(f));
   }
 
-  errc cancel(timer_id id) noexcept {
+  // Always inline when built for speed, as after() is: out of line (GCC's choice once a program
+  // cancels from two places) an arm + cancel cost 131 instructions instead of 95 (TimerScaling).
+  TINYLOOP_ALWAYS_INLINE errc cancel(timer_id id) noexcept {
     assert_loop_thread();
     const std::uint32_t i = id.index();
     if (!timers_.live(i, id.generation())) return errc::not_found;
