@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark and writes docs/benchmarks.md + docs/timer_scaling.png from that one run.
 #
-#   bench/run.sh            full run (~5-8 minutes on 2 cores): wall clock with 5 repetitions (medians),
+#   bench/run.sh            full run (~5-10 minutes on 2 cores): wall clock with 10 repetitions (medians),
 #                           callgrind instruction counts, allocations, code size; writes docs/
 #   bench/run.sh --quick    CI smoke (~1 minute): 1 repetition, short runs, small scaling sets, fewer
 #                           callgrind iterations; writes the report under the build directory only
@@ -18,7 +18,9 @@ if ((quick)); then
   reps=${REPS:-1} min_time=${MIN_TIME:-0.02} count_scale=${COUNT_SCALE:-0.1} qflag=--quick interleave=
   out_md=$build/results/benchmarks.md out_png=$build/results/timer_scaling.png
 else
-  reps=${REPS:-5} min_time=${MIN_TIME:-0.1} count_scale=${COUNT_SCALE:-1} qflag=
+  # 10 x 0.2 s: the cross-thread round trips vary by 5-10% between repetitions; a median of 5 moved
+  # WakePingPong by 3% between two runs of the same code.
+  reps=${REPS:-10} min_time=${MIN_TIME:-0.2} count_scale=${COUNT_SCALE:-1} qflag=
   # repetitions of all cases in random order: load that drifts over the run hits every library alike
   interleave=--benchmark_enable_random_interleaving=true
   out_md=$root/docs/benchmarks.md out_png=$root/docs/timer_scaling.png
